@@ -1,0 +1,147 @@
+"""The ``napari-pcim`` console script: argument parsing and dispatch only.
+
+Each subcommand names the core function that does the work as ``"module:function"``;
+the module is imported only when that subcommand runs, so ``napari-pcim --help``
+stays fast and never imports torch or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from typing import Callable, Sequence
+
+from napari_pcim import __version__
+
+PHENOTYPES = ("foci", "translocation", "worms")
+METHODS = ("pcim", "rise", "pixelcam")
+
+
+def _add_make_plate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "make-plate",
+        help="write a synthetic HCI plate with ground truth",
+        description="Write a synthetic high-content-imaging plate (OME-Zarr HCS by default) "
+        "with ground-truth labels and a plate-map CSV.",
+    )
+    p.add_argument("out", help="output path (a .zarr folder, or a folder with --tiff)")
+    p.add_argument("--format", dest="plate_format", type=int, choices=(96, 384), default=96)
+    p.add_argument("--fields", type=int, default=2, help="fields per well (default 2)")
+    p.add_argument("--size", type=int, default=256, help="field size in pixels (default 256)")
+    p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tiff", action="store_true", help="write per-field TIFFs instead of OME-Zarr")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.set_defaults(handler="napari_pcim.synth:run_make_plate")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a demo classifier and export it as TorchScript",
+        description="Train a small CNN on a plate (or on freshly generated fields) and export "
+        "TorchScript with its metadata.",
+    )
+    p.add_argument("--plate", help="plate to train on (default: generate training fields)")
+    p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
+    p.add_argument("--arch", choices=("vgg", "resnet"), default="vgg")
+    p.add_argument("--pixelcam", action="store_true", help="train a PixelCAM model (adds localize)")
+    p.add_argument("--out", required=True, help="output TorchScript file (.pt)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--n-train", type=int, default=None, help="generated training fields")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--evaluate", action="store_true", help="evaluate OUT on held-out fields instead")
+    p.set_defaults(handler="napari_pcim.train:run_train")
+
+
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="explain fields of a plate and write annotated images",
+        description="Compute attribution maps for wells of a plate and write the channels, the "
+        "maps and the ground-truth labels to OME-TIFF or OME-Zarr.",
+    )
+    p.add_argument("plate", help="plate: OME-Zarr HCS, TIFF folder or a bioio-readable file")
+    p.add_argument("--model", required=True, help="TorchScript classifier, or a bundled model name")
+    p.add_argument("--method", choices=METHODS, default="pcim")
+    p.add_argument("--wells", help="comma-separated wells, e.g. B03,C05")
+    p.add_argument("--all-wells", action="store_true", help="every well of the plate")
+    p.add_argument("--fields", default="0", help="comma-separated 0-based fields (default 0)")
+    p.add_argument("--target", default="predicted", help="predicted, all, or a class name")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="OUT.ome.tif or OUT.ome.zarr (a .zarr store with --all-wells)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--workers", type=int, default=0, help="local dask workers (--all-wells)")
+    p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
+    p.set_defaults(handler="napari_pcim.explain.cli:run_explain")
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,ui}", required=True)
+
+    s = bench.add_parser("speed", help="explainer wall time, forward-pass floor and memory")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(handler="napari_pcim.bench.speed:run_speed")
+
+    q = bench.add_parser("quality", help="localisation and fidelity of every method")
+    q.add_argument("--quick", action="store_true", help="few fields, for CI")
+    q.add_argument("--json", dest="json_out", help="write the JSON rows to this file")
+    q.add_argument("--markdown", help="write the markdown table to this file")
+    q.add_argument("--fields", type=int, default=None, help="fields per phenotype and model")
+    q.add_argument("--device", default="auto")
+    q.set_defaults(handler="napari_pcim.bench.quality:run_quality")
+
+    u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(handler="napari_pcim.bench.ui:run_ui")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="open napari with the demo plate, model and widgets",
+        description="Open napari with the demo plate, the bundled foci classifier and the "
+        "napari-pcim widgets, with the first treated well already explained.",
+    )
+    p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
+    p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
+    p.set_defaults(handler="napari_pcim._demo:run_demo_cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-pcim",
+        description="Pixel attribution maps for high-content-imaging classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-pcim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_demo, _add_make_plate, _add_train, _add_explain, _add_bench):
+        add(sub)
+    return parser
+
+
+def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
+    module, _, name = handler.partition(":")
+    return getattr(import_module(module), name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_resolve(args.handler)(args) or 0)
+    except KeyboardInterrupt:
+        print("napari-pcim: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        # The core raises these with messages written for users (which file, what was expected).
+        print(f"napari-pcim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Baselines: what replaces "removed" pixels, shared by explainers and fidelity metrics.
+
+All functions work on normalised tensors shaped (B, C, H, W) and return a tensor of
+the same shape, dtype and device. One definition serves PCIM, RISE and the
+deletion/insertion metrics, so a method and the metric that scores it agree on
+what "removing" a pixel means.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+BASELINES = ("median", "zero", "mean", "blur")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) tensor with reflect padding."""
+    import torch
+    import torch.nn.functional as F
+
+    if sigma <= 0:
+        return x
+    h, w = x.shape[-2:]
+    radius = int(min(math.ceil(3 * sigma), max(h, w) - 1))
+    coords = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (coords / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    b, c = x.shape[:2]
+    y = x.reshape(b * c, 1, h, w)
+    # Reflect padding needs pad < dim; fall back to replicate on tiny images.
+    mode = "reflect" if radius < min(h, w) else "replicate"
+    y = F.pad(y, (radius, radius, 0, 0), mode=mode)
+    y = F.conv2d(y, kernel.view(1, 1, 1, -1))
+    y = F.pad(y, (0, 0, radius, radius), mode=mode)
+    y = F.conv2d(y, kernel.view(1, 1, -1, 1))
+    return y.reshape(b, c, h, w)
+
+
+def make_baseline(
+    x: torch.Tensor,
+    kind: str = "median",
+    *,
+    raw_zero: torch.Tensor | None = None,
+    blur_sigma: float | None = None,
+) -> torch.Tensor:
+    """Return the baseline image for ``x`` (B, C, H, W), normalised units.
+
+    - ``median``: each channel's median over the field (the background level of a
+      sparse fluorescence field), constant over pixels.
+    - ``mean``: each channel's mean over the field.
+    - ``zero``: zero raw intensity; ``raw_zero`` (C,) gives it in normalised units
+      (``-mean/std``). Without it, 0 in normalised units.
+    - ``blur``: a Gaussian blur with ``blur_sigma`` pixels (default: 1/8 of the
+      shorter side), strong enough to erase foci and nuclear texture.
+    """
+    import torch
+
+    if x.ndim != 4:
+        raise ValueError(f"baseline expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if kind == "median":
+        flat = x.flatten(2)
+        return flat.median(dim=2).values[..., None, None].expand_as(x).clone()
+    if kind == "mean":
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+    if kind == "zero":
+        if raw_zero is None:
+            return torch.zeros_like(x)
+        rz = torch.as_tensor(raw_zero, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return rz.expand_as(x).clone()
+    if kind == "blur":
+        sigma = blur_sigma if blur_sigma is not None else min(x.shape[-2:]) / 8.0
+        return gaussian_blur(x, float(sigma))
+    raise ValueError(f"unknown baseline {kind!r}; expected one of {', '.join(BASELINES)}")
