@@ -36,6 +36,9 @@ def test_lazy_public_api_resolves():
     import napari_pcim
 
     assert callable(napari_pcim.explain)
+    import napari_pcim.explainers  # noqa: F401 - importing the subpackage must not shadow the function
+
+    assert callable(napari_pcim.explain) and napari_pcim.explain.__name__ == "explain"
     assert callable(napari_pcim.load_classifier)
     assert callable(napari_pcim.open_plate)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -15,9 +15,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "explain": "napari_pcim.explain",
-    "Attribution": "napari_pcim.explain",
-    "Cancelled": "napari_pcim.explain",
+    "explain": "napari_pcim.explainers",
+    "Attribution": "napari_pcim.explainers",
+    "Cancelled": "napari_pcim.explainers",
     "load_classifier": "napari_pcim.classifier",
     "Classifier": "napari_pcim.classifier",
     "ClassifierError": "napari_pcim.classifier",
@@ -31,7 +31,7 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from napari_pcim.classifier import Classifier, ClassifierError, load_classifier
-    from napari_pcim.explain import Attribution, Cancelled, explain
+    from napari_pcim.explainers import Attribution, Cancelled, explain
     from napari_pcim.plate import Plate, PlateError, open_plate
     from napari_pcim.synth import make_plate
 

@@ -8,8 +8,10 @@ stays fast and never imports torch or Qt.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from importlib import import_module
+from pathlib import Path
 from typing import Callable, Sequence
 
 from napari_pcim import __version__
@@ -33,7 +35,7 @@ def _add_make_plate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiff", action="store_true", help="write per-field TIFFs instead of OME-Zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    p.set_defaults(handler="napari_pcim.synth:run_make_plate")
+    p.set_defaults(handler="napari_pcim._cli:_make_plate")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +55,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="generated training fields")
     p.add_argument("--device", default="auto")
     p.add_argument("--evaluate", action="store_true", help="evaluate OUT on held-out fields instead")
-    p.set_defaults(handler="napari_pcim.train:run_train")
+    p.set_defaults(handler="napari_pcim._cli:_train")
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -68,24 +70,30 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default="pcim")
     p.add_argument("--wells", help="comma-separated wells, e.g. B03,C05")
     p.add_argument("--all-wells", action="store_true", help="every well of the plate")
-    p.add_argument("--fields", default="0", help="comma-separated 0-based fields (default 0)")
+    p.add_argument("--fields", default=None,
+                   help="comma-separated 0-based fields (default: 0; every field with --all-wells)")
     p.add_argument("--target", default="predicted", help="predicted, all, or a class name")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="OUT.ome.tif or OUT.ome.zarr (a .zarr store with --all-wells)")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option, e.g. --set steps=100 --set baseline=blur (repeatable)")
+    p.add_argument("--out", required=True,
+                   help="OUT.ome.tif or OUT.ome.zarr; with --all-wells a RESULT.zarr store")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=0, help="local dask workers (--all-wells)")
     p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
-    p.set_defaults(handler="napari_pcim.explain.cli:run_explain")
+    p.set_defaults(handler="napari_pcim._cli:_explain")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,ui}", required=True)
+    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,ui}", required=True)
 
     s = bench.add_parser("speed", help="explainer wall time, forward-pass floor and memory")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--n", type=int, default=4000, help="RISE masks per field (default 4000)")
+    s.add_argument("--fields", type=int, default=2, help="fields timed per method (default 2)")
     s.set_defaults(handler="napari_pcim.bench.speed:run_speed")
 
     q = bench.add_parser("quality", help="localisation and fidelity of every method")
@@ -95,6 +103,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--fields", type=int, default=None, help="fields per phenotype and model")
     q.add_argument("--device", default="auto")
     q.set_defaults(handler="napari_pcim.bench.quality:run_quality")
+
+    pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
+    pl.add_argument("--wells", type=int, default=8, help="wells to explain (default 8)")
+    pl.add_argument("--fields", type=int, default=1, help="fields per well (default 1)")
+    pl.add_argument("--size", type=int, default=256, help="field size (default 256)")
+    pl.add_argument("--method", choices=("pcim", "rise"), default="pcim")
+    pl.add_argument("--workers", type=int, default=2)
+    pl.add_argument("--device", default="cpu")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(handler="napari_pcim.bench.plate:run_bench_plate")
 
     u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
     u.add_argument("--json", action="store_true")
@@ -111,6 +129,61 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
     p.set_defaults(handler="napari_pcim._demo:run_demo_cli")
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``["steps=100", "baseline=blur"]`` → ``{"steps": 100, "baseline": "blur"}`` (JSON values)."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _make_plate(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from napari_pcim.synth import make_plate
+
+    t0 = time.perf_counter()
+    with tqdm(desc=f"{args.phenotype} plate", unit="field", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        if Path(args.out).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+        out = make_plate(args.out, plate_format=args.plate_format, fields=args.fields, size=args.size,
+                         phenotype=args.phenotype, seed=args.seed,
+                         layout="tiff" if args.tiff else "zarr", overwrite=args.overwrite,
+                         progress=progress)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """Whole plates (``--all-wells``) go to the resumable batch runner, chosen wells to export."""
+    args.options = parse_options(args.options)
+    if args.all_wells:
+        return _resolve("napari_pcim.batch:run_plate_cli")(args)
+    if not args.wells:
+        raise ValueError("explain: give --wells B03,C05 or --all-wells")
+    args.fields = args.fields or "0"
+    return _resolve("napari_pcim.explainers.cli:run_explain")(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.pixelcam:
+        return _resolve("napari_pcim.pixelcam:run_train_pixelcam")(args)
+    return _resolve("napari_pcim.train:run_train")(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -447,6 +447,12 @@ class Classifier:
         return np.concatenate(out)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -521,6 +527,7 @@ def save_classifier(
             torch.jit.save(
                 scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta.to_dict(), indent=1)}
             )
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use normal file permissions
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -541,6 +548,18 @@ def bundled_models() -> dict[str, Path]:
     if not root.is_dir():
         return {}
     return {p.stem: p for p in sorted(root.glob("*.pt"))}
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A file path as given, else a bundled model's name (``"foci_vgg"``).
+
+    Anything that looks like a path (exists, has a suffix or a folder) stays a path, so
+    :func:`load_classifier` reports a missing file by its name.
+    """
+    path = Path(model).expanduser()
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    return bundled_model_path(str(model))
 
 
 def bundled_model_path(name: str) -> Path:

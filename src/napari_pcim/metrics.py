@@ -120,7 +120,9 @@ def _prepare(attribution: Any, mask: Any, metric: str) -> tuple[np.ndarray, np.n
     elif s.max() == s.min():
         reason = "the normalised map is constant (no positive attribution, or all equal)"
     if reason is not None:
-        warnings.warn(f"{metric} is undefined: {reason}; returning NaN", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{metric} is undefined: {reason}; returning NaN", RuntimeWarning, stacklevel=3
+        )
         return None
     return s, m
 
@@ -279,13 +281,12 @@ def _resolve_model(
     if hasattr(model, "prepare") and hasattr(model, "field_logits"):
         x = model.prepare(np.asarray(field))
         forward = model.field_logits
-        norm = model.meta.get("normalization") if isinstance(model.meta, dict) else None
-        if raw_zero is None and norm:
-            mean = torch.as_tensor(norm["mean"], dtype=torch.float32)
-            std = torch.as_tensor(norm["std"], dtype=torch.float32)
-            raw_zero = -mean / std
+        if raw_zero is None:
+            # Zero raw intensity in the classifier's normalised units: -mean / std.
+            mean = torch.as_tensor(model.meta.mean, dtype=torch.float32)
+            raw_zero = -mean / torch.as_tensor(model.meta.std, dtype=torch.float32)
         if isinstance(target, str):
-            classes = list(model.meta.get("classes", []))
+            classes = list(model.meta.classes)
             if target not in classes:
                 raise ValueError(f"unknown target class {target!r}; the model has {classes}")
             target = classes.index(target)
@@ -305,7 +306,9 @@ def _resolve_model(
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(f"expected one field (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected one field (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}"
+        )
     return forward, x, int(target), raw_zero
 
 
@@ -436,7 +439,9 @@ def evaluate_map(
     if classifier is not None:
         if field is None or target is None:
             raise ValueError("fidelity metrics need the field and the target with the classifier")
-        out["deletion_auc"] = deletion_auc(attribution, classifier, field, target, **fidelity_options)
+        out["deletion_auc"] = deletion_auc(
+            attribution, classifier, field, target, **fidelity_options
+        )
         out["insertion_auc"] = insertion_auc(
             attribution, classifier, field, target, **fidelity_options
         )

@@ -1,0 +1,199 @@
+"""``napari-pcim demo``: napari with the demo plate, model and widgets, ready to look at.
+
+:func:`run_demo` opens a viewer, docks the five napari-pcim widgets, opens the
+demo plate (generated once into the cache dir by :func:`ensure_demo_plate`),
+loads the bundled classifier of the phenotype, loads the first treated well and
+explains it with PCIM. With ``screenshot=FILE`` it waits for the explanation,
+saves a picture of the whole window and exits (the documentation's screenshots
+and the demo test use this).
+
+Importing this module is cheap: napari, Qt and torch are imported inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: Size of the demo plate: a 96-well plate, 2 fields per well, 256 px fields.
+DEMO_FORMAT, DEMO_FIELDS, DEMO_SIZE, DEMO_SEED = 96, 2, 256, 0
+#: Bumped when the demo plate's content changes so old caches are not reused.
+DEMO_VERSION = 1
+#: How long ``--screenshot`` waits for the plate, the model and PCIM before giving up.
+SCREENSHOT_TIMEOUT_S = 600.0
+
+
+def cache_dir() -> Path:
+    """Where the demo plate is generated once: ``$NAPARI_PCIM_CACHE`` or the user cache dir."""
+    env = os.environ.get("NAPARI_PCIM_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("napari-pcim"))
+
+
+def demo_plate_path(phenotype: str = "foci") -> Path:
+    """The cached demo plate of ``phenotype`` (it may not exist yet)."""
+    name = f"demo-{phenotype}-{DEMO_FORMAT}-f{DEMO_FIELDS}-{DEMO_SIZE}px-v{DEMO_VERSION}.zarr"
+    return cache_dir() / name
+
+
+def ensure_demo_plate(
+    phenotype: str = "foci", progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """Return the demo plate of ``phenotype``, generating it first if the cache lacks it.
+
+    ``make_plate`` builds the plate in a temporary folder and renames it into
+    place, so an interrupted run never leaves a half-written plate behind.
+    """
+    from napari_pcim.synth import make_plate
+
+    path = demo_plate_path(phenotype)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        make_plate(
+            path, plate_format=DEMO_FORMAT, fields=DEMO_FIELDS, size=DEMO_SIZE,
+            phenotype=phenotype, seed=DEMO_SEED, layout="zarr", progress=progress,
+        )
+    except FileExistsError:
+        pass  # another process generated it meanwhile
+    return path
+
+
+def bundled_model_for(phenotype: str) -> Path:
+    """The bundled classifier of ``phenotype`` (the first named ``<phenotype>_*``)."""
+    from napari_pcim.classifier import ClassifierError, bundled_models
+
+    models = bundled_models()
+    for name in sorted(models):
+        if name.startswith(f"{phenotype}_") and "pixelcam" not in name:
+            return models[name]
+    for name in sorted(models):
+        if name.startswith(phenotype):
+            return models[name]
+    raise ClassifierError(
+        f"no bundled model for phenotype {phenotype!r}; bundled: {sorted(models) or 'none'} "
+        f"(train one with `napari-pcim train --phenotype {phenotype} --out MODEL.pt`)"
+    )
+
+
+def first_treated_well(plate: Any) -> str:
+    """The first well the plate map calls treated (else the plate's first well)."""
+    treated = [w for w in plate.wells if plate.phenotypes.get(w) == "treated"]
+    return (treated or list(plate.wells))[0]
+
+
+def run_demo(
+    screenshot: str | None = None,
+    phenotype: str = "foci",
+    *,
+    plate: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    options: dict[str, Any] | None = None,
+    timeout_s: float = SCREENSHOT_TIMEOUT_S,
+) -> int:
+    """Open napari ready to explore; with ``screenshot`` save the window and exit.
+
+    ``plate``/``model``/``options`` replace the cached demo plate, the bundled
+    model and PCIM's default options (tests use small ones). Returns 0, or 1 with a
+    message on stderr when a step fails or ``timeout_s`` passes first.
+    """
+    import napari
+    from qtpy.QtCore import QTimer
+
+    from napari_pcim._widgets._session import get_session
+
+    viewer = napari.Viewer(title="napari-pcim demo")
+    widgets = {
+        name: viewer.window.add_plugin_dock_widget("napari-pcim", name)
+        for name in ("Plate", "Model", "Explain", "Evaluate", "Export")
+    }
+    qt_window = viewer.window._qt_window
+    # Evaluate and Export sit in tabs behind Explain so the three main widgets stay visible.
+    for name in ("Evaluate", "Export"):
+        qt_window.tabifyDockWidget(widgets["Explain"][0], widgets[name][0])
+    widgets["Explain"][0].raise_()
+    plate_w, model_w, explain_w = (widgets[n][1] for n in ("Plate", "Model", "Explain"))
+    session = get_session(viewer)
+    state: dict[str, Any] = {"rc": None}
+
+    def finish(rc: int, message: str = "") -> None:
+        if state["rc"] is not None:
+            return
+        state["rc"] = rc
+        if message:
+            print(f"napari-pcim demo: {message}", file=sys.stderr)
+        if screenshot is not None:
+            viewer.close()
+
+    def failed(what: str) -> Callable[[BaseException], None]:
+        return lambda exc: finish(1, f"{what} failed: {exc}")
+
+    def on_plate(opened: Any) -> None:
+        session.plate_changed.disconnect(on_plate)
+        try:
+            path = model if model is not None else bundled_model_for(phenotype)
+        except ValueError as exc:
+            finish(1, str(exc))
+            return
+        session.classifier_changed.connect(on_model)
+        worker = model_w.load_model(path)
+        worker.errored.connect(failed(f"loading the model {path}"))
+
+    def on_model(classifier: Any) -> None:
+        session.classifier_changed.disconnect(on_model)
+        well = first_treated_well(session.plate)
+        plate_w.well_map.set_current(well)
+        worker = session.load_well(well, 0, on_done=on_well)
+        if worker is not None:
+            worker.errored.connect(failed(f"loading well {well}"))
+
+    def on_well() -> None:
+        explain_w.set_method("pcim")
+        if options:
+            explain_w.form().set_values(**options)
+        worker = explain_w.run()
+        if worker is None:
+            finish(1, f"could not start PCIM: {explain_w.status.text()}")
+            return
+        worker.errored.connect(failed("PCIM"))
+        worker.returned.connect(lambda _: QTimer.singleShot(300, on_explained))
+
+    def on_explained() -> None:
+        if screenshot is None:
+            finish(0)
+            return
+        try:
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            viewer.screenshot(str(screenshot), canvas_only=False)
+        except (OSError, RuntimeError, ValueError) as exc:
+            finish(1, f"screenshot failed: {exc}")
+            return
+        finish(0)
+
+    session.plate_changed.connect(on_plate)
+    if screenshot is not None:
+        QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1, f"timed out after {timeout_s:g} s"))
+    if plate is not None:
+        QTimer.singleShot(0, lambda: plate_w.open_plate(plate) or finish(1, f"cannot open {plate}"))
+    else:
+        def open_demo() -> None:
+            worker = plate_w.open_demo_plate(phenotype)
+            if worker is not None:
+                worker.errored.connect(failed("generating the demo plate"))
+
+        QTimer.singleShot(0, open_demo)
+    napari.run()
+    return 0 if state["rc"] is None else int(state["rc"])
+
+
+def run_demo_cli(args: Any) -> int:
+    """``napari-pcim demo [--screenshot FILE] [--phenotype P]``."""
+    return run_demo(screenshot=args.screenshot, phenotype=args.phenotype)

@@ -1,0 +1,19 @@
+"""napari-pcim's dock widgets (the npe2 manifest points at these classes).
+
+- :class:`PlateWidget`: open a plate, click wells, load fields as layers;
+- :class:`ModelWidget`: choose and check a TorchScript classifier, predict;
+- :class:`ExplainWidget`: PCIM / RISE / PixelCAM maps of a field or a whole plate;
+- :class:`EvaluateWidget`: localisation metrics of a map against the ground truth;
+- :class:`ExportWidget`: write the current well's annotated layers to OME-TIFF/OME-Zarr.
+
+They share one per-viewer :class:`~napari_pcim._widgets._session.Session`, so the
+Model widget sees the plate opened in the Plate widget, and so on.
+"""
+
+from napari_pcim._widgets._evaluate import EvaluateWidget
+from napari_pcim._widgets._explain import ExplainWidget
+from napari_pcim._widgets._export import ExportWidget
+from napari_pcim._widgets._model import ModelWidget
+from napari_pcim._widgets._plate import PlateWidget
+
+__all__ = ["EvaluateWidget", "ExplainWidget", "ExportWidget", "ModelWidget", "PlateWidget"]

@@ -1,0 +1,297 @@
+"""The Plate dock widget: open a plate, browse its wells, load fields as layers.
+
+Top to bottom: open buttons (a plate folder, a single file, or the demo plate,
+generated once into the user cache dir), a one-line plate summary, the
+clickable :class:`~napari_pcim._widgets._well_map.WellMap`, a legend, and a row
+with the field selector, the pin toggle and the "colour wells by" choice.
+Clicking a well (or using the arrow keys on the map) loads it through the
+shared :class:`~napari_pcim._widgets._session.Session`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_pcim._widgets._qt import ProgressRelay
+from napari_pcim._widgets._session import get_session
+from napari_pcim._widgets._well_map import WellMap
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_pcim.plate import Plate
+
+LEGEND_ENTRIES = 5  # conditions named under the well map; the tooltip names every well's
+COLOR_MODES = ("condition", "prediction", "attribution in GT")
+
+
+class PlateWidget(QWidget):
+    """Open a plate and pick wells/fields; see the module docstring."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = get_session(napari_viewer)
+
+        self.open_folder_btn = QPushButton("Open plate folder…")
+        self.open_file_btn = QPushButton("Open file…")
+        self.demo_btn = QPushButton("Demo plate")
+        self.demo_btn.setToolTip(
+            "Generate (once, into the cache dir) and open a synthetic 96-well foci plate"
+        )
+        self.info = QLabel("No plate open.")
+        self.info.setWordWrap(True)
+        self.well_map = WellMap()
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.field_box = QSpinBox()
+        self.field_box.setRange(1, 1)
+        self.pin_btn = QPushButton("Pin well")
+        self.pin_btn.setCheckable(True)
+        self.pin_btn.setToolTip("Keep this well's layers when another well is opened (side by side)")
+        self.color_by = QComboBox()
+        self.color_by.addItems(COLOR_MODES)
+        self.color_by.setToolTip("Colour wells by plate-map condition, prediction P(hit), or "
+                                 "the share of attribution inside the ground truth")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        for b in (self.open_folder_btn, self.open_file_btn, self.demo_btn):
+            buttons.addWidget(b)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("field"))
+        row.addWidget(self.field_box)
+        row.addWidget(self.pin_btn)
+        row.addWidget(QLabel("colour by"))
+        row.addWidget(self.color_by)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.info)
+        layout.addWidget(self.well_map)
+        layout.addWidget(self.legend)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.open_folder_btn.clicked.connect(self._ask_folder)
+        self.open_file_btn.clicked.connect(self._ask_file)
+        self.demo_btn.clicked.connect(lambda: self.open_demo_plate())
+        self.well_map.well_clicked.connect(self.select_well)
+        self.field_box.valueChanged.connect(self._field_changed)
+        self.pin_btn.clicked.connect(self._toggle_pin)
+        self.color_by.currentTextChanged.connect(lambda _: self._refresh_colors())
+
+        s = self.session
+        s.plate_changed.connect(self._on_plate)
+        s.current_changed.connect(self._on_current)
+        s.pins_changed.connect(self._on_pins)
+        s.predictions_changed.connect(self._refresh_colors)
+        s.loading_failed.connect(self._say)
+        self.destroyed.connect(lambda *_: self._disconnect(s))
+        if s.plate is not None:
+            self._on_plate(s.plate)
+
+    def _disconnect(self, s: Any) -> None:
+        for sig, slot in (
+            (s.plate_changed, self._on_plate), (s.current_changed, self._on_current),
+            (s.pins_changed, self._on_pins), (s.predictions_changed, self._refresh_colors),
+            (s.loading_failed, self._say),
+        ):
+            sig.disconnect(slot, missing_ok=True)
+
+    # -- opening -------------------------------------------------------------------------------
+    def _ask_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open plate (OME-Zarr or TIFF folder)")
+        if path:
+            self.open_plate(path)
+
+    def _ask_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image file as a one-well plate")
+        if path:
+            self.open_plate(path)
+
+    def open_plate(self, path: str | Path) -> Plate | None:
+        """Open ``path`` as the session's plate; errors are shown, not raised."""
+        from napari_pcim.plate import PlateError, open_plate
+
+        try:
+            plate = open_plate(path)
+        except (PlateError, FileNotFoundError, ValueError) as exc:
+            self._error(str(exc))
+            return None
+        self.session.set_plate(plate)
+        return plate
+
+    def open_demo_plate(self, phenotype: str = "foci") -> Any:
+        """Open the cached demo plate, generating it first in a thread worker if needed."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        from napari_pcim._demo import demo_plate_path, ensure_demo_plate
+
+        path = demo_plate_path(phenotype)
+        if path.exists():
+            self.open_plate(path)
+            return None
+        self.demo_btn.setEnabled(False)
+        self.status.setText("Generating the demo plate (once)…")
+        pbar = progress(total=0, desc="napari-pcim demo plate")
+        worker = create_worker(
+            ensure_demo_plate, phenotype, progress=ProgressRelay(pbar),
+            _start_thread=False, _ignore_errors=True,
+        )
+
+        def _done(p: Path) -> None:
+            pbar.close()
+            self.demo_btn.setEnabled(True)
+            self.status.setText("")
+            self.open_plate(p)
+
+        def _failed(exc: BaseException) -> None:
+            pbar.close()
+            self.demo_btn.setEnabled(True)
+            self._error(f"could not generate the demo plate: {exc}")
+
+        worker.returned.connect(_done)
+        worker.errored.connect(_failed)
+        worker.start()
+        return worker
+
+    def _say(self, msg: str) -> None:
+        self.status.setText(msg)
+
+    def _error(self, msg: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(msg)
+        show_error(msg)
+
+    # -- session updates -----------------------------------------------------------------------
+    def _on_plate(self, plate: Plate | None) -> None:
+        if plate is None:
+            self.info.setText("No plate open.")
+            self.well_map.set_plate([], [], [], {})
+            self.legend.setText("")
+            return
+        self.well_map.set_plate(plate.rows, plate.columns, plate.wells, plate.conditions)
+        fmt = (f"{plate.plate_format}-well" if plate.plate_format
+               else f"{len(plate.rows)}×{len(plate.columns)}")
+        px = "unknown pixel size" if plate.pixel_size is None else f"{plate.pixel_size[1]:g} µm/px"
+        self.info.setText(
+            f"<b>{Path(plate.path).name}</b>: {fmt}, {len(plate.wells)} wells with images; "
+            f"channels {', '.join(plate.channel_names)}; {px}"
+        )
+        self.status.setText("Click a well to load it.")
+        self.color_by.setCurrentIndex(0)
+        self._refresh_colors()
+
+    def _on_current(self, well: str, field: int) -> None:
+        self.well_map.set_current(well)
+        plate = self.session.plate
+        n = plate.n_fields(well) if plate is not None else 1
+        self.field_box.blockSignals(True)
+        self.field_box.setRange(1, max(1, n))
+        self.field_box.setValue(field + 1)
+        self.field_box.blockSignals(False)
+        self.pin_btn.setChecked(well in self.session.pinned)
+        self.status.setText(f"Showing {well}, field {field + 1} of {n}.")
+
+    def _on_pins(self) -> None:
+        self.well_map.set_pinned(set(self.session.pinned))
+        self.pin_btn.setChecked(self.session.well in self.session.pinned)
+
+    # -- actions -------------------------------------------------------------------------------
+    def select_well(self, well: str, field: int | None = None) -> Any:
+        """Load ``well`` (keeping the field number when the well has it); returns the worker."""
+        plate = self.session.plate
+        if plate is None:
+            return None
+        if field is None:
+            field = min(self.field_box.value() - 1, plate.n_fields(well) - 1)
+        self.well_map.set_current(well)
+        self.status.setText(f"Loading {well}, field {field + 1}…")
+        try:
+            return self.session.load_well(well, field)
+        except ValueError as exc:
+            self._error(str(exc))
+            return None
+
+    def _field_changed(self, value: int) -> None:
+        if self.session.well is not None:
+            self.select_well(self.session.well, value - 1)
+
+    def _toggle_pin(self) -> None:
+        if self.session.well is None:
+            self.pin_btn.setChecked(False)
+            return
+        self.session.toggle_pin(self.session.well)
+
+    def _refresh_colors(self) -> None:
+        s = self.session
+        plate = s.plate
+        if plate is None:
+            return
+        mode = self.color_by.currentText()
+        self.legend.setText(self._legend(mode))
+        if mode == "prediction":
+            hit = _hit_index(s)
+            self.well_map.set_values(
+                {w: float(p[hit]) for w, p in s.predictions.items()} if hit is not None else {}
+            )
+        elif mode == "attribution in GT":
+            self.well_map.set_values(dict(s.scores))
+        else:
+            self.well_map.set_values(None)
+        self.well_map.set_tooltips({w: self._tooltip(w) for w in plate.wells})
+
+    def _legend(self, mode: str) -> str:
+        if mode == "prediction":
+            return ("P(hit): <span style='color:#3b4cc0'>■</span> 0 … "
+                    "<span style='color:#b40426'>■</span> 1; grey: not predicted yet")
+        if mode == "attribution in GT":
+            return ("share of attribution inside the ground truth: "
+                    "<span style='color:#3b4cc0'>■</span> 0 … <span style='color:#b40426'>■</span> 1;"
+                    " grey: not explained, or no ground truth")
+        colors = self.well_map.condition_colors()
+        shown = sorted(colors, key=lambda c: (c.upper().startswith("CPD"), c))[:LEGEND_ENTRIES]
+        more = len(colors) - len(shown)
+        return " ".join(
+            f"<span style='color:{colors[cond].name()}'>■</span>&nbsp;{cond}" for cond in shown
+        ) + (f" … and {more} more (hover a well)" if more > 0 else "")
+
+    def _tooltip(self, well: str) -> str:
+        s = self.session
+        plate = s.plate
+        assert plate is not None
+        lines = [f"<b>{well}</b>: {plate.conditions.get(well, 'unknown condition')}"]
+        if well in plate.phenotypes:
+            lines.append(f"expected: {plate.phenotypes[well]}")
+        probs = s.predictions.get(well)
+        if probs is not None and s.classifier is not None:
+            classes = s.classifier.meta.classes
+            best = int(probs.argmax())
+            lines.append(f"predicted: {classes[best]} ({probs[best]:.2f})")
+        if well in s.scores:
+            lines.append(f"attribution inside GT: {s.scores[well]:.2f}")
+        return "<br>".join(lines)
+
+
+def _hit_index(session: Any) -> int | None:
+    """Index of the "hit" class: "treated" when present, else the last class."""
+    if session.classifier is None:
+        return None
+    classes = list(session.classifier.meta.classes)
+    return classes.index("treated") if "treated" in classes else len(classes) - 1

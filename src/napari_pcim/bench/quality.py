@@ -1,0 +1,493 @@
+"""``napari-pcim bench quality``: localisation and fidelity of every attribution method.
+
+For each bundled classifier (``<phenotype>_<arch>``), newly generated *treated*
+fields from a held-out seed (never used for training) are explained with every
+method — PCIM, RISE, the captum baselines and PixelCAM where the model has a
+``localize`` head — for the target "treated". Every map is scored with every
+metric of :mod:`napari_pcim.metrics` against the field's ground-truth mask.
+
+Per (phenotype, arch, method, metric) cell the table gives the mean and a 95%
+percentile-bootstrap confidence interval over fields; per (phenotype, arch,
+metric) the winner is the best mean, and every method whose CI overlaps the
+winner's is tied with it. The summary gives PCIM's "best or tied" share of the
+(phenotype × arch × metric) cells and the cells it loses. See docs/metrics.md.
+
+Entry points: :func:`run_benchmark` (the core, used by the test), :func:`to_markdown`,
+:func:`pcim_summary` and :func:`run_quality` (the CLI handler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_pcim import metrics
+
+#: Seed of the held-out fields (training uses small seeds; this one is reserved here).
+HELD_OUT_SEED = 7_000_001
+TARGET_CLASS = "treated"
+CAPTUM_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "occlusion",
+                  "feature_ablation")
+ALL_METHODS = ("pcim", "rise", *CAPTUM_METHODS, "pixelcam")
+TIME_METRIC = "seconds_per_field"
+
+#: Options per method in a full run and in ``--quick``.
+FULL_OPTIONS: dict[str, dict[str, Any]] = {
+    "pcim": {},
+    "rise": {"n_masks": 1000},
+    "integrated_gradients": {"n_steps": 32},
+    "occlusion": {"window": 16, "stride": 8},
+}
+QUICK_OPTIONS: dict[str, dict[str, Any]] = {
+    "pcim": {"steps": 15},
+    "rise": {"n_masks": 200},
+    "integrated_gradients": {"n_steps": 8},
+    "occlusion": {"window": 32, "stride": 32},
+}
+# 64 steps change 1/64 of the pixels per step: the phenotype covers ~1-3 % of a foci
+# field, so coarser steps saturate the insertion curve at the first step for any map.
+FULL_FIDELITY = {"steps": 64, "baseline": metrics.DEFAULT_FIDELITY_BASELINE}
+QUICK_FIDELITY = {"steps": 16, "baseline": metrics.DEFAULT_FIDELITY_BASELINE}
+#: Baselines whose p(target) the benchmark reports (kind, make_baseline keyword arguments).
+BASELINE_CHECK: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("median", {}), ("zero", {}), ("mean", {}), ("blur σ=1", {"blur_sigma": 1.0}),
+    ("blur σ=2", {"blur_sigma": 2.0}), ("blur σ=side/8", {}),
+)
+
+
+@dataclass
+class ModelSpec:
+    """One benchmarked classifier: its phenotype, an architecture label and the Classifier."""
+
+    phenotype: str
+    arch: str
+    classifier: Any
+
+
+@dataclass
+class QualityResult:
+    """Rows (metrics and per-field time), notes on skipped methods, and the run's settings."""
+
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: {"phenotype/arch": {"treated fields": p, "control fields": p, <baseline>: p}}
+    baseline_check: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its percentile-bootstrap CI over finite values.
+
+    NaN values are dropped first; one value gives a zero-width interval, none gives NaNs.
+    """
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    # Guard against float round-off putting the mean a hair outside its own interval.
+    return mean, float(min(low, mean)), float(max(high, mean))
+
+
+def winners(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], set[str]]:
+    """{(phenotype, arch, metric): methods that are best or tied (CI overlaps the best's)}."""
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["metric"] != TIME_METRIC and math.isfinite(r["mean"]):
+            cells.setdefault((r["phenotype"], r["arch"], r["metric"]), []).append(r)
+    out = {}
+    for key, cell in cells.items():
+        higher = cell[0]["higher_is_better"]
+        best = max(cell, key=lambda r: r["mean"] if higher else -r["mean"])
+        out[key] = {
+            r["method"]
+            for r in cell
+            if r["ci_low"] <= best["ci_high"] and r["ci_high"] >= best["ci_low"]
+        }
+    return out
+
+
+def pcim_summary(
+    rows: list[dict[str, Any]], method: str = "pcim"
+) -> tuple[float, list[tuple[str, str, str]]]:
+    """(share of cells where ``method`` is best or tied, the cells it loses)."""
+    win = winners(rows)
+    present = {
+        (r["phenotype"], r["arch"], r["metric"]) for r in rows if r["method"] == method
+    }
+    cells = [k for k in win if k in present]
+    if not cells:
+        return math.nan, []
+    lost = sorted(k for k in cells if method not in win[k])
+    return 1.0 - len(lost) / len(cells), lost
+
+
+# ------------------------------------------------------------------------------- core
+
+
+def _attribution(
+    method: str,
+    spec: ModelSpec,
+    raw: np.ndarray,
+    regions: np.ndarray,
+    target: int,
+    options: dict[str, Any],
+    seed: int,
+    device: str,
+) -> np.ndarray:
+    """One (H, W) map of ``method`` for one raw field."""
+    import torch
+
+    from napari_pcim.explainers import METHODS, explain
+
+    clf = spec.classifier
+    if method in METHODS:
+        att = explain(clf, raw, method=method, target=target, device=device, seed=seed, **options)
+        return np.asarray(att.maps[0, 0], dtype=np.float64)
+    if method == "pixelcam":
+        # The model's own foreground probability (its `localize` head), at input size.
+        x = clf.prepare(raw)[None]
+        if tuple(x.shape[-2:]) != tuple(clf.meta.input_size):
+            raise ValueError(f"pixelcam in the benchmark needs fields at the input size "
+                             f"{clf.meta.input_size}, got {tuple(x.shape[-2:])}")
+        with torch.inference_mode():
+            return clf.module.localize(x)[0].double().cpu().numpy()
+
+    from napari_pcim.baselines import attribute_baseline
+
+    x = clf.prepare(raw)[None]
+    raw_zero = -torch.as_tensor(clf.meta.mean) / torch.as_tensor(clf.meta.std)
+    maps = attribute_baseline(
+        method, clf, x, [target], regions=regions if method == "feature_ablation" else None,
+        raw_zero=raw_zero, **options,
+    )
+    return maps[0].astype(np.float64)
+
+
+def _regions(labels: dict[str, np.ndarray]) -> np.ndarray:
+    """Region label image for feature ablation: cells, else worms, else nuclei."""
+    for name in ("cells", "worms", "nuclei"):
+        if name in labels:
+            return np.asarray(labels[name])
+    raise ValueError(f"synthetic field has no region labels; got {sorted(labels)}")
+
+
+def baseline_check(
+    spec: ModelSpec, treated: np.ndarray, control: np.ndarray
+) -> dict[str, float]:
+    """Mean p(treated) of treated fields, control fields, and of each baseline of the
+    treated fields (``BASELINE_CHECK``): a fidelity baseline should look like control."""
+    import torch
+
+    clf = spec.classifier
+    t = clf.meta.classes.index(TARGET_CLASS)
+    raw_zero = -torch.as_tensor(clf.meta.mean) / torch.as_tensor(clf.meta.std)
+
+    def p(x: torch.Tensor) -> float:
+        return float(torch.softmax(clf.field_logits(x), dim=1)[:, t].mean())
+
+    from napari_pcim.perturb import make_baseline
+
+    with torch.inference_mode():
+        x = clf.prepare(treated)
+        out = {"treated fields": p(x), "control fields": p(clf.prepare(control))}
+        for label, kw in BASELINE_CHECK:
+            kind = label.split()[0]
+            extra = {"raw_zero": raw_zero.to(x.device)} if kind == "zero" else {}
+            out[label] = p(make_baseline(x, kind, **kw, **extra))
+    return out
+
+
+def run_benchmark(
+    models: Sequence[ModelSpec],
+    *,
+    methods: Sequence[str] = ALL_METHODS,
+    n_fields: int = 50,
+    size: int | None = None,
+    seed: int = HELD_OUT_SEED,
+    method_options: dict[str, dict[str, Any]] | None = None,
+    fidelity: dict[str, Any] | None = None,
+    device: str = "cpu",
+    n_boot: int = 2000,
+    log: Callable[[str], None] | None = None,
+) -> QualityResult:
+    """Explain ``n_fields`` held-out treated fields per model with every method; score them.
+
+    Returns one row per (model, method, metric) — keys ``phenotype, arch, method,
+    metric, mean, ci_low, ci_high, n, higher_is_better`` — plus a
+    ``seconds_per_field`` row per (model, method) (the first field, which pays
+    one-off costs, is left out of it when there are more). ``n`` counts the
+    fields whose value is finite. PixelCAM runs only on models with ``has_localize``.
+    ``size`` defaults to each classifier's input height (fields at the input size).
+    """
+    from napari_pcim import synth
+
+    unknown = set(methods) - set(ALL_METHODS)
+    if unknown:
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; expected some of {ALL_METHODS}")
+    opts = method_options if method_options is not None else FULL_OPTIONS
+    fid = fidelity if fidelity is not None else FULL_FIDELITY
+    say = log or (lambda _msg: None)
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    checks: dict[str, dict[str, float]] = {}
+    for spec in models:
+        clf = spec.classifier
+        if TARGET_CLASS not in clf.meta.classes:
+            raise ValueError(
+                f"{spec.phenotype}_{spec.arch}: no class {TARGET_CLASS!r} in {clf.meta.classes}"
+            )
+        target = clf.meta.classes.index(TARGET_CLASS)
+        side = size if size is not None else int(clf.meta.input_size[0])
+        fields = [
+            synth.generate_field(spec.phenotype, True, size=side, seed=seed + i)
+            for i in range(n_fields)
+        ]
+        controls = np.stack([
+            synth.generate_field(spec.phenotype, False, size=side, seed=seed + i).image
+            for i in range(n_fields)
+        ])
+        checks[f"{spec.phenotype}/{spec.arch}"] = baseline_check(
+            spec, np.stack([f.image for f in fields]), controls
+        )
+        for method in methods:
+            if method == "pixelcam" and not clf.meta.has_localize:
+                notes.append(f"{spec.phenotype}/{spec.arch}: pixelcam skipped (no localize head)")
+                continue
+            scores: dict[str, list[float]] = {m: [] for m in metrics.METRICS}
+            seconds: list[float] = []
+            for i, f in enumerate(fields):
+                t0 = time.perf_counter()
+                amap = _attribution(
+                    method, spec, f.image, _regions(f.labels), target,
+                    dict(opts.get(method, {})), seed + i, device,
+                )
+                seconds.append(time.perf_counter() - t0)
+                with warnings.catch_warnings():
+                    # Degenerate maps give NaN (counted below), not one warning per metric.
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    values = metrics.evaluate_map(
+                        amap, f.labels["gt"] > 0, classifier=clf, field=f.image, target=target,
+                        seed=seed + i, **fid,
+                    )
+                for name, value in values.items():
+                    scores[name].append(value)
+            say(
+                f"{spec.phenotype}/{spec.arch}/{method}: {n_fields} fields, "
+                f"{np.mean(seconds[1:] or seconds):.2f} s/field"
+            )
+            n_nan = max(sum(not math.isfinite(v) for v in vals) for vals in scores.values())
+            if n_nan:
+                notes.append(f"{spec.phenotype}/{spec.arch}/{method}: {n_nan} of {n_fields} "
+                             "fields gave an undefined (NaN) metric (constant or empty map)")
+            for name, values in scores.items():
+                mean, low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+                rows.append(_row(spec, method, name, mean, low, high, values,
+                                 metrics.METRICS[name].higher_is_better))
+            # The first field pays one-off costs (imports, TorchScript profiling runs).
+            timed = seconds[1:] if len(seconds) > 1 else seconds
+            mean, low, high = bootstrap_ci(timed, n_boot=n_boot, seed=seed)
+            rows.append(_row(spec, method, TIME_METRIC, mean, low, high, timed, False))
+    settings = {
+        "methods": list(methods), "n_fields": n_fields, "size": size or "input size",
+        "seed": seed,
+        "method_options": opts, "fidelity": fid, "device": device, "n_boot": n_boot,
+        "ci": "95% percentile bootstrap of the mean over fields",
+    }
+    return QualityResult(rows=rows, notes=notes, settings=settings, baseline_check=checks)
+
+
+def _row(spec: ModelSpec, method: str, metric: str, mean: float, low: float, high: float,
+         values: Sequence[float], higher: bool) -> dict[str, Any]:
+    return {
+        "phenotype": spec.phenotype, "arch": spec.arch, "method": method, "metric": metric,
+        "mean": mean, "ci_low": low, "ci_high": high,
+        "n": int(sum(math.isfinite(v) for v in values)), "higher_is_better": bool(higher),
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt(r: dict[str, Any], digits: int = 3) -> str:
+    if not math.isfinite(r["mean"]):
+        return "n/a"
+    return f"{r['mean']:.{digits}f} [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+
+
+def to_markdown(result: QualityResult) -> str:
+    """Markdown: one table per (phenotype, arch), winners in bold, time per field, summary."""
+    rows = [r for r in result.rows if r["metric"] != TIME_METRIC]
+    win = winners(result.rows)
+    lines = [
+        "Mean [95% percentile-bootstrap CI] over held-out treated fields; **bold**: best or "
+        "tied with the best (CIs overlap). ↑ higher is better, ↓ lower is better.",
+        "",
+    ]
+    models = list(dict.fromkeys((r["phenotype"], r["arch"]) for r in rows))
+    metric_names = [m for m in metrics.METRICS if any(r["metric"] == m for r in rows)]
+    for pheno, arch in models:
+        cell_rows = [r for r in rows if (r["phenotype"], r["arch"]) == (pheno, arch)]
+        methods = list(dict.fromkeys(r["method"] for r in cell_rows))
+        n = max((r["n"] for r in cell_rows), default=0)
+        lines += [f"### {pheno} · {arch} (n = {n} fields)", ""]
+        lines.append("| metric | " + " | ".join(methods) + " |")
+        lines.append("| --- " * (len(methods) + 1) + "|")
+        for m in metric_names:
+            arrow = "↑" if metrics.METRICS[m].higher_is_better else "↓"
+            cells = []
+            for meth in methods:
+                r = next((r for r in cell_rows if r["method"] == meth and r["metric"] == m), None)
+                text = _fmt(r) if r else "—"
+                if r and meth in win.get((pheno, arch, m), set()):
+                    text = f"**{text}**"
+                cells.append(text)
+            lines.append(f"| {m} {arrow} | " + " | ".join(cells) + " |")
+        lines.append("")
+    times = [r for r in result.rows if r["metric"] == TIME_METRIC]
+    if times:
+        methods = list(dict.fromkeys(r["method"] for r in times))
+        lines += ["### Time per field (s, mean)", "",
+                  "| phenotype · arch | " + " | ".join(methods) + " |",
+                  "| --- " * (len(methods) + 1) + "|"]
+        for pheno, arch in models:
+            vals = []
+            for meth in methods:
+                r = next((r for r in times if (r["phenotype"], r["arch"], r["method"])
+                          == (pheno, arch, meth)), None)
+                vals.append(f"{r['mean']:.2f}" if r else "—")
+            lines.append(f"| {pheno} · {arch} | " + " | ".join(vals) + " |")
+        lines.append("")
+    if result.baseline_check:
+        labels = list(next(iter(result.baseline_check.values())))
+        lines += ["### Baseline check: mean p(treated)", "",
+                  "Fidelity baseline: `" + str(result.settings.get("fidelity", {}).get(
+                      "baseline", metrics.DEFAULT_FIDELITY_BASELINE)) + "`; a baseline should "
+                  "score like the control fields.", "",
+                  "| model | " + " | ".join(labels) + " |",
+                  "| --- " * (len(labels) + 1) + "|"]
+        for model, vals in result.baseline_check.items():
+            lines.append(f"| {model} | " + " | ".join(f"{vals[k]:.3f}" for k in labels) + " |")
+        lines.append("")
+    share, lost = pcim_summary(result.rows)
+    n_cells = len([k for k in win if any(
+        (r["phenotype"], r["arch"], r["metric"]) == k and r["method"] == "pcim" for r in rows)])
+    if math.isfinite(share):
+        lines.append(
+            f"**PCIM best or tied in {share:.0%} of {n_cells} (phenotype × arch × metric) cells.**"
+        )
+        if lost:
+            lines.append("Cells PCIM loses: " + ", ".join(f"{p}·{a}·{m}" for p, a, m in lost) + ".")
+    for note in result.notes:
+        lines.append(f"- {note}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -------------------------------------------------------------------------------- CLI
+
+
+def bundled_specs(device: str = "cpu") -> tuple[list[ModelSpec], list[str]]:
+    """Every bundled model named ``<phenotype>_<arch>`` as a ModelSpec, plus notes."""
+    from napari_pcim.classifier import bundled_models, load_classifier
+    from napari_pcim.synth import PHENOTYPES
+
+    specs, notes = [], []
+    for name, path in bundled_models().items():
+        pheno, _, arch = name.partition("_")
+        if pheno not in PHENOTYPES or not arch:
+            notes.append(f"bundled model {name} skipped: not named <phenotype>_<arch>")
+            continue
+        specs.append(ModelSpec(pheno, arch, load_classifier(path, device=device)))
+    return specs, notes
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    """CLI handler of ``napari-pcim bench quality``; prints the markdown table."""
+    from napari_pcim.devices import resolve_device
+
+    quick = bool(getattr(args, "quick", False))
+    device = str(resolve_device(getattr(args, "device", "auto") or "auto"))
+    n_fields = args.fields if getattr(args, "fields", None) else (4 if quick else 50)
+    specs, notes = bundled_specs(device)
+    if not specs:
+        print("bench quality: no bundled models found (napari_pcim/data/models/*.pt); "
+              "train them first (napari-pcim train ...)", file=sys.stderr)
+        return 2
+    if quick:
+        # CI: one model per phenotype is enough to exercise every code path.
+        first: dict[str, ModelSpec] = {}
+        for spec in specs:
+            first.setdefault(spec.phenotype, spec)
+        specs = list(first.values())
+    t0 = time.perf_counter()
+    result = run_benchmark(
+        specs,
+        n_fields=n_fields,
+        method_options=QUICK_OPTIONS if quick else FULL_OPTIONS,
+        fidelity=QUICK_FIDELITY if quick else FULL_FIDELITY,
+        device=device,
+        n_boot=500 if quick else 2000,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    result.notes[:0] = [
+        *notes,
+        "gradcam not run: the bundled classifiers are TorchScript, whose conv layers captum's "
+        "LayerGradCam cannot hook (see napari_pcim.baselines.gradcam_layer)",
+    ]
+    result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    result.settings["command"] = (
+        "napari-pcim bench quality" + (" --quick" if quick else "") + f" --fields {n_fields}"
+    )
+    print(write_reports(result, json_out=getattr(args, "json_out", None),
+                        markdown=getattr(args, "markdown", None)))
+    return 0
+
+
+def write_reports(
+    result: QualityResult, *, json_out: str | os.PathLike | None = None,
+    markdown: str | os.PathLike | None = None,
+) -> str:
+    """Write the JSON rows and/or the markdown report (atomically); return the markdown."""
+    md = to_markdown(result)
+    if json_out:
+        _write_atomic(Path(json_out), json.dumps(result.rows, indent=1) + "\n")
+    if markdown:
+        s = result.settings
+        header = (f"Command: `{s.get('command', 'napari-pcim bench quality')}` · device "
+                  f"{s.get('device', '?')} · {s.get('wall_seconds', '?')} s\n\n")
+        _write_atomic(Path(markdown), header + md)
+    return md

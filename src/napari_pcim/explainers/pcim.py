@@ -1,0 +1,273 @@
+"""PCIM: pixel attributions learnt by pixel-wise channel isolation mixing.
+
+After Siegismund et al. 2024 ("PCIM: Learning Pixel Attributions via Pixel-wise
+Channel Isolation Mixing in High Content Imaging"). A normalised image x (C, H, W)
+is viewed as H·W isolated *pixel channels* (pixel p with all its fluorescence
+channels). A mixing layer recombines them into one image with one learnable
+weight per pixel channel, per image and per target class:
+
+    σ = softmax(w / τ)                  over the H·W pixels (pixels compete)
+    m = β · H·W · σ                     mixing weights; Σ m = β·H·W, the fixed budget
+    x̃ = m ⊙ x + (1 − m) ⊙ b             b: baseline (napari_pcim.perturb)
+
+With the default β = 1 the budget is the image itself: uniform weights (the start)
+give back x exactly, and learning moves weight from pixels that do not support the
+target to pixels that do (a pixel may be amplified past its own value).
+``mixing="saturating"`` uses ``m = 1 − exp(−β·H·W·σ)`` instead (a keep-mask in [0, 1)).
+
+The classifier is frozen; only ``w`` learns (Adam), minimising
+``−log p(target | x̃) + λ_TV · TV(m)``. The attribution map is the learnt softmax
+mass ``H·W·σ`` above the field's median pixel (default), the whole mass, or ``m``.
+Only autograd on the input is needed: no hooks, no internal states, so any
+TorchScript classifier works. See docs/methods.md for the derivation and defaults.
+
+:func:`pcim_attribute` follows captum's vocabulary: a forward function, inputs,
+targets. :func:`napari_pcim.explainers.explain` wraps it with classifiers, tiling,
+devices, progress and cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from napari_pcim.perturb import BASELINES, make_baseline
+
+log = logging.getLogger(__name__)
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+MIXINGS = ("linear", "saturating")
+READOUTS = ("mass-above-median", "mass", "mask")
+
+
+def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Tensor:
+    """Mixing weights m from the softmax mass σ: linear, or saturating in [0, 1)."""
+    return scale * sigma if mixing == "linear" else -torch.expm1(-scale * sigma)
+
+
+@dataclass
+class PCIMOptions:
+    """PCIM's tunable options; ``metadata["help"]`` is the one-line help the GUI shows."""
+
+    steps: int = field(default=20, metadata={"help": "maximum optimisation steps (Adam)"})
+    lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the mixing weights"})
+    budget: float = field(
+        default=1.0,
+        metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image"},
+    )
+    mixing: str = field(
+        default="linear",
+        metadata={"help": "'linear' (m = β·H·W·σ) or 'saturating' (m = 1 − exp(−β·H·W·σ))"},
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "τ: softmax temperature of the mixing weights"}
+    )
+    tv: float = field(
+        default=0.0, metadata={"help": "weight of the total-variation smoothness term on the mask"}
+    )
+    baseline: str = field(
+        default="median", metadata={"help": f"what removed pixels become: {', '.join(BASELINES)}"}
+    )
+    blur_sigma: float | None = field(
+        default=None, metadata={"help": "blur baseline σ in pixels (default: 1/8 of the side)"}
+    )
+    patience: int = field(
+        default=10, metadata={"help": "early stop: steps over which the loss must improve"}
+    )
+    tol: float = field(
+        default=0.01,
+        metadata={"help": "early stop: minimal relative loss improvement over `patience` steps"},
+    )
+    readout: str = field(
+        default="mass-above-median",
+        metadata={"help": "map: 'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
+    )
+    batch_size: int = field(
+        default=32, metadata={"help": "images (tile × target) optimised together per batch"}
+    )
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first out-of-range option."""
+        checks = [
+            ("steps", self.steps >= 1, "≥ 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("budget", 0 < self.budget <= 1, "in (0, 1]"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("tv", self.tv >= 0, "≥ 0"),
+            ("baseline", self.baseline in BASELINES, f"one of {BASELINES}"),
+            ("patience", self.patience >= 1, "≥ 1"),
+            ("tol", self.tol >= 0, "≥ 0"),
+            ("mixing", self.mixing in MIXINGS, f"one of {MIXINGS}"),
+            ("readout", self.readout in READOUTS, f"one of {READOUTS}"),
+            ("batch_size", self.batch_size >= 1, "≥ 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"PCIM option {name}={getattr(self, name)!r} must be {expected}")
+
+
+def _tv(m: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring mask pixels, per image: (n,)."""
+    dy = (m[..., 1:, :] - m[..., :-1, :]).abs().flatten(1).mean(1)
+    dx = (m[..., :, 1:] - m[..., :, :-1]).abs().flatten(1).mean(1)
+    return dy + dx
+
+
+def check_differentiable(forward: Forward, example: torch.Tensor) -> None:
+    """Raise ValueError unless the logits of ``forward`` have a gradient w.r.t. the input."""
+    x = example[:1].detach().clone().requires_grad_(True)
+    message = (
+        "PCIM needs gradients through the model: its logits must be differentiable with "
+        "respect to the input image (no torch.no_grad/inference_mode, .detach() or "
+        "non-differentiable ops such as argmax inside forward). Use method='rise' instead"
+    )
+    try:
+        with torch.enable_grad():
+            out = forward(x)
+            if not isinstance(out, torch.Tensor) or out.grad_fn is None:
+                raise ValueError(message)
+            (grad,) = torch.autograd.grad(out.float().sum(), x, allow_unused=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{message} ({exc})") from exc
+    if grad is None:
+        raise ValueError(message)
+
+
+def _optimise(
+    forward: Forward,
+    x: torch.Tensor,
+    b: torch.Tensor,
+    target: torch.Tensor,
+    group: int,
+    opts: PCIMOptions,
+    tick: Callable[[int], None],
+) -> tuple[torch.Tensor, int]:
+    """Learn mixing weights for n items of ``group`` tiles each at once.
+
+    ``x``, ``b``: (n * group, C, H, W); ``target``: (n,). An item's logits are the
+    mean of its tiles' logits and its softmax runs over all its tiles' pixels.
+    Returns (maps (n * group, H, W), steps run).
+    """
+    n = target.shape[0]
+    _, _, H, W = x.shape
+    P = group * H * W  # pixel channels per item
+    scale = opts.budget * P
+    w = torch.zeros(n, P, device=x.device, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=opts.lr)
+    history: list[float] = []
+    delta = x - b
+    for step in range(opts.steps):
+        tick(step)
+        sigma = torch.softmax(w / opts.temperature, dim=1)
+        m = _mixing_weights(sigma, scale, opts.mixing).view(n * group, 1, H, W)
+        logits = forward(b + m * delta).float().view(n, group, -1).mean(dim=1)
+        loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+        if opts.tv > 0:
+            loss = loss + opts.tv * _tv(m).view(n, group).mean(dim=1)
+        total = loss.sum()
+        # Gradients w.r.t. the mixing weights only: the classifier's parameters get none.
+        (w.grad,) = torch.autograd.grad(total, [w])
+        opt.step()
+        history.append(float(total.detach()) / n)
+        if len(history) > opts.patience:
+            before = history[-1 - opts.patience]
+            if before - history[-1] < opts.tol * max(abs(before), 1e-6):
+                break
+    with torch.no_grad():
+        sigma = torch.softmax(w / opts.temperature, dim=1)
+        if opts.readout == "mask":
+            out = _mixing_weights(sigma, scale, opts.mixing)
+        else:
+            out = sigma * P
+            if opts.readout == "mass-above-median":
+                out = out - out.median(dim=1, keepdim=True).values
+    return out.view(n * group, H, W).detach(), len(history)
+
+
+def pcim_attribute(
+    forward: Forward,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    options: PCIMOptions | None = None,
+    baselines: torch.Tensor | None = None,
+    raw_zero: torch.Tensor | None = None,
+    tiles_per_item: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    stats: dict[str, float] | None = None,
+) -> torch.Tensor:
+    """PCIM maps (B, T, H, W) for ``inputs`` (B, C, H, W) and ``targets`` (B, T) class indices.
+
+    Every (image, target) pair gets its own mixing weights; pairs are optimised
+    together in batches of about ``options.batch_size`` images. With
+    ``tiles_per_item = g > 1`` each run of g consecutive images is the tiles of
+    one field: they share one softmax (pixels of all tiles compete for one
+    budget) and one loss on the mean of their logits (the classifier's
+    field-level logits), so tile maps are comparable across tiles. ``baselines`` (B, C, H, W)
+    defaults to ``make_baseline(inputs, options.baseline)``. ``progress(done,
+    total)`` counts optimisation steps (a batch that stops early jumps to its
+    share); ``should_stop()`` is polled every step and raises ``Cancelled``.
+    ``stats`` (optional) receives ``forward_passes`` (images through the model).
+    On CUDA out-of-memory the batch is halved and retried (logged).
+    """
+    opts = options or PCIMOptions()
+    opts.validate()
+    B, T = targets.shape
+    g = tiles_per_item
+    if B % g:
+        raise ValueError(f"{B} images do not split into items of {g} tiles")
+    if baselines is None:
+        baselines = make_baseline(inputs, opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
+    # Items are (field, target) pairs, target-minor; item i covers tiles img[i*g:(i+1)*g].
+    n_items = (B // g) * T
+    field_of = torch.arange(B // g, device=inputs.device).repeat_interleave(T)
+    tgt = targets.to(inputs.device)[::g].reshape(-1)
+    tile = torch.arange(g, device=inputs.device)
+    out = torch.empty(B, T, *inputs.shape[-2:], device=inputs.device)
+    batch = max(1, opts.batch_size // g)
+    total = -(-n_items // batch) * opts.steps
+    done = 0
+    n_forward = 0
+    t_opt = 0.0
+    start = 0
+    while start < n_items:
+        stop = min(start + batch, n_items)
+        base = done
+
+        def tick(step: int, base: int = base) -> None:
+            if should_stop is not None and should_stop():
+                from napari_pcim.explainers.api import Cancelled
+
+                raise Cancelled("PCIM cancelled")
+            if progress is not None and step > 0:
+                progress(base + step, total)
+
+        idx = (field_of[start:stop, None] * g + tile).reshape(-1)  # the items' tiles
+        t0 = time.perf_counter()
+        try:
+            maps, steps = _optimise(forward, inputs[idx], baselines[idx], tgt[start:stop], g, opts, tick)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch = max(1, batch // 2)
+            total = done + -(-(n_items - start) // batch) * opts.steps
+            log.warning("PCIM: CUDA out of memory; halving the batch to %d and retrying", batch)
+            torch.cuda.empty_cache()
+            continue
+        t_opt += time.perf_counter() - t0
+        t_of = torch.arange(start, stop, device=inputs.device) % T
+        out[idx, t_of.repeat_interleave(g)] = maps
+        n_forward += steps * (stop - start) * g
+        done = base + opts.steps
+        if progress is not None:
+            progress(done, total)
+        start = stop
+    if stats is not None:
+        stats["forward_passes"] = n_forward
+        stats["optimisation_seconds"] = t_opt
+    return out

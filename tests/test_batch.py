@@ -1,0 +1,118 @@
+"""Whole-plate runs: result store layout, resume, refusal to mix, dask parity."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_pcim.batch import BatchJob, StoreMismatchError, run_plate
+from napari_pcim.classifier import save_classifier
+from napari_pcim.synth import make_plate
+
+CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
+
+
+class MarkerMean(torch.nn.Module):
+    """Logit of 'treated' = mean GFP inside the central square of the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        centre = x[:, 2, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(dim=(1, 2))
+        return torch.stack([-centre, centre], dim=1)
+
+
+@pytest.fixture(scope="module")
+def plate_and_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    plate = make_plate(root / "plate.zarr", plate_format=96, fields=2, size=64, phenotype="foci", seed=3)
+    meta = {"channels": CHANNELS, "input_size": [64, 64],
+            "normalization": {"mean": [500.0] * 4, "std": [500.0] * 4},
+            "classes": ["control", "treated"], "field_mode": "resize", "arch": "test-marker-mean"}
+    model = save_classifier(torch.jit.script(MarkerMean()), meta, root / "marker.pt")
+    return plate, model
+
+
+def _job(plate, model, **kw):
+    base = dict(plate=str(plate), model=str(model), method="rise", seed=7, target="all",
+                options={"n_masks": 32, "batch_size": 16}, wells=["B03", "C05", "D11"])
+    base.update(kw)
+    return BatchJob(**base)
+
+
+def _maps(store):
+    return {p.parent.relative_to(store).as_posix(): _read(p.parent)
+            for p in sorted(store.glob("*/*/*/.zattrs"))}
+
+
+def _read(field_dir):
+    import zarr
+
+    return np.asarray(zarr.open_group(str(field_dir), mode="r")["0"][:])
+
+
+def test_store_layout_csv_and_resume(plate_and_model, tmp_path):
+    plate, model = plate_and_model
+    store = tmp_path / "result.zarr"
+    calls = {"n": 0}
+
+    def stop_after_two_fields():
+        calls["n"] += 1
+        return len(list(store.glob("*/*/*/.zattrs"))) >= 2
+
+    first = run_plate(_job(plate, model), store, should_stop=stop_after_two_fields)
+    assert first.interrupted and len(first.done) == 2 and len(first.missing) == 4
+    assert not list(store.rglob(".tmp-*")), "an interrupted run leaves no half-written field"
+
+    second = run_plate(_job(plate, model), store)
+    assert not second.interrupted
+    assert sorted(second.skipped) == sorted(first.done)
+    assert len(second.done) == 4 and second.missing == []
+
+    attrs = json.loads((store / ".zattrs").read_text())
+    assert {w["path"] for w in attrs["plate"]["wells"]} >= {"B/3", "C/5", "D/11"}
+    field_attrs = json.loads((store / "B" / "3" / "0" / ".zattrs").read_text())
+    assert field_attrs["omero"]["channels"][0]["label"].startswith("RISE · ")
+    assert (store / "B" / "3" / "0" / "labels" / "gt").is_dir()
+
+    with open(second.csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["well"], r["field"]) for r in rows] == [
+        ("B03", "0"), ("B03", "1"), ("C05", "0"), ("C05", "1"), ("D11", "0"), ("D11", "1")]
+    assert {"condition", "predicted", "p_control", "p_treated"} <= set(rows[0])
+    treated_rows = [r for r in rows if r.get("roc_auc")]
+    assert treated_rows, "fields with ground truth get metric columns"
+    assert all(r["scored_target"] == "treated" for r in treated_rows)
+    assert {r["well"] for r in treated_rows} == {"C05", "D11"}  # B03 is a control well
+
+
+def test_store_refuses_other_method_or_options(plate_and_model, tmp_path):
+    plate, model = plate_and_model
+    store = tmp_path / "result.zarr"
+    run_plate(_job(plate, model, wells=["B03"], fields=[0]), store)
+    with pytest.raises(StoreMismatchError, match="method"):
+        run_plate(_job(plate, model, wells=["B03"], fields=[0], method="pcim", options={}), store)
+    with pytest.raises(StoreMismatchError, match="options"):
+        run_plate(_job(plate, model, wells=["B03"], fields=[0], options={"n_masks": 64}), store)
+
+
+def test_unknown_well_is_named(plate_and_model, tmp_path):
+    plate, model = plate_and_model
+    with pytest.raises(ValueError, match="Z99"):
+        run_plate(_job(plate, model, wells=["Z99"]), tmp_path / "r.zarr")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_matches_in_process(plate_and_model, tmp_path):
+    pytest.importorskip("distributed")
+    plate, model = plate_and_model
+    local = run_plate(_job(plate, model), tmp_path / "local.zarr")
+    dist = run_plate(_job(plate, model), tmp_path / "dask.zarr", workers=2)
+    assert len(dist.done) == len(local.done) == 6
+    a, b = _maps(tmp_path / "local.zarr"), _maps(tmp_path / "dask.zarr")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])

@@ -1,0 +1,108 @@
+"""PCIM core: known-answer localisation, frozen classifier, read-outs, gradients check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_pcim.explainers.pcim import PCIMOptions, check_differentiable, pcim_attribute
+
+Y0, X0, S = 16, 28, 24  # the square the known-answer model looks at (64 × 64 images)
+
+
+class SquareMarker(torch.nn.Module):
+    """Logit of "treated" = mean marker (channel 2) inside a fixed square, minus 1.5."""
+
+    def __init__(self, y0: int, x0: int, s: int) -> None:
+        super().__init__()
+        self.y0, self.x0, self.s = y0, x0, s
+        self.gain = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x[:, 2, self.y0 : self.y0 + self.s, self.x0 : self.x0 + self.s].mean(dim=(1, 2))
+        z = self.gain * (v - 1.5)
+        return torch.stack([-z, z], dim=1)
+
+
+class Detached(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.detach()[:, 2].mean(dim=(1, 2))
+        return torch.stack([-z, z], dim=1)
+
+
+def _field(seed: int = 0) -> torch.Tensor:
+    """Normalised (1, 4, 64, 64): noise, bright marker in the square and in a distractor blob."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.3 * torch.randn(1, 4, 64, 64, generator=g)
+    x[:, 2, Y0 : Y0 + S, X0 : X0 + S] += 3.0
+    x[:, 2, 44:60, 2:18] += 3.0  # just as bright, but the model ignores it
+    return x
+
+
+def test_known_answer_mass_inside_square() -> None:
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    maps = pcim_attribute(model, _field(), torch.tensor([[1]]))
+    assert maps.shape == (1, 1, 64, 64)
+    a = maps[0, 0].clamp(min=0)  # default read-out: mass above the median pixel
+    inside = float(a[Y0 : Y0 + S, X0 : X0 + S].sum() / a.sum())
+    area = S * S / 64**2
+    assert inside > 0.5 and inside > 5 * area
+    assert float(maps[0, 0].median()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_mass_readout_averages_to_one() -> None:
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    mass = pcim_attribute(model, _field(), torch.tensor([[1]]), options=PCIMOptions(readout="mass"))
+    # H·W·softmax: a uniform map would be 1 everywhere, so the mean is exactly 1
+    assert float(mass.mean()) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_mask_readout_is_a_keep_mask() -> None:
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    opts = PCIMOptions(readout="mask", mixing="saturating", budget=0.2)
+    m = pcim_attribute(model, _field(), torch.tensor([[1]]), options=opts)[0, 0]
+    assert float(m.min()) >= 0 and float(m.max()) < 1
+    assert float(m[Y0 : Y0 + S, X0 : X0 + S].mean()) > 3 * float(m.mean())
+
+
+def test_classifier_frozen_and_only_weights_learn() -> None:
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    before = model.gain.detach().clone()
+    pcim_attribute(model, _field(), torch.tensor([[1]]), options=PCIMOptions(steps=5))
+    assert torch.equal(model.gain.detach(), before)
+    assert model.gain.grad is None
+
+
+def test_items_are_independent() -> None:
+    """Two images and two targets optimised together equal each one alone."""
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    x = torch.cat([_field(0), _field(1)])
+    opts = PCIMOptions(steps=20, tol=0.0)  # fixed number of steps, no early stop
+    both = pcim_attribute(model, x, torch.tensor([[0, 1], [0, 1]]), options=opts)
+    alone = pcim_attribute(model, x[1:], torch.tensor([[1]]), options=opts)
+    assert both.shape == (2, 2, 64, 64)
+    torch.testing.assert_close(both[1, 1], alone[0, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_early_stop_and_progress() -> None:
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    calls: list[tuple[int, int]] = []
+    stats: dict[str, float] = {}
+    pcim_attribute(model, _field(), torch.tensor([[1]]), options=PCIMOptions(steps=400),
+                   progress=lambda d, t: calls.append((d, t)), stats=stats)
+    assert stats["forward_passes"] < 400  # the loss plateaued before the cap
+    assert calls[-1] == (400, 400)
+    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+
+
+def test_gradient_check() -> None:
+    check_differentiable(torch.jit.script(SquareMarker(Y0, X0, S)), _field())
+    with pytest.raises(ValueError, match="PCIM needs gradients through the model"):
+        check_differentiable(torch.jit.script(Detached()), _field())
+
+
+def test_bad_options() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        PCIMOptions(budget=0).validate()
+    with pytest.raises(ValueError, match="baseline"):
+        PCIMOptions(baseline="noise").validate()

@@ -1,0 +1,109 @@
+"""Tests of the npe2 contributions: sample data, the reader and the shared layer styling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_pcim import _reader, _sample_data, synth
+from napari_pcim.layers import field_layer_data
+
+EXPECTED_COLORMAPS = {"DAPI": "blue", "Actin": "green", "GFP": "magenta", "Brightfield": "gray"}
+
+
+@pytest.mark.parametrize(
+    ("func", "phenotype", "instances"),
+    [
+        (_sample_data.sample_foci, "foci", ["nuclei", "cells"]),
+        (_sample_data.sample_translocation, "translocation", ["nuclei", "cells"]),
+        (_sample_data.sample_worms, "worms", ["worms"]),
+    ],
+)
+def test_sample_layers(func, phenotype, instances):
+    layers = func()
+    names = [kw["name"] for _, kw, _ in layers]
+    assert names == [f"B03 · {c}" for c in synth.CHANNELS] + [f"B03 · GT {phenotype}"] + [
+        f"B03 · {n}" for n in instances
+    ]
+    for data, kw, kind in layers[:4]:
+        channel = kw["name"].split(" · ")[1]
+        assert kind == "image" and data.shape == (256, 256) and data.dtype == np.uint16
+        assert kw["colormap"] == EXPECTED_COLORMAPS[channel] and kw["blending"] == "additive"
+        assert kw["scale"] == (0.65, 0.65)
+        lo, hi = kw["contrast_limits"]
+        assert lo == pytest.approx(np.percentile(data, 0.5)) and hi == pytest.approx(
+            np.percentile(data, 99.8)
+        )
+    gt, kw, kind = layers[4]
+    assert kind == "labels" and gt.dtype == np.uint8 and gt.sum() > 0
+    assert kw["metadata"]["napari_pcim"]["kind"] == "gt"
+    # Deterministic: the demo field is the same every call.
+    assert np.array_equal(func()[2][0], layers[2][0])
+
+
+def test_field_layer_data_names_fields_and_checks_channels():
+    img = np.zeros((2, 8, 8), np.uint16)
+    layers = field_layer_data(img, {}, ["Hoechst", "mCherry"], None, "C05", field=1)
+    assert [kw["name"] for _, kw, _ in layers] == ["C05 f1 · Hoechst", "C05 f1 · mCherry"]
+    assert [kw["colormap"] for _, kw, _ in layers] == [
+        "blue",
+        "green",
+    ]  # known name, then by position
+    assert layers[0][1]["scale"] == (1.0, 1.0) and layers[0][1]["contrast_limits"] == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"3 channel name\(s\) for a field with 2 channel"):
+        field_layer_data(img, {}, ["a", "b", "c"], None, "C05")
+
+
+@pytest.mark.parametrize("layout", ["zarr", "tiff"])
+def test_reader_opens_generated_plates(tmp_path, layout):
+    out = synth.make_plate(
+        tmp_path / ("p.zarr" if layout == "zarr" else "p"),
+        fields=1,
+        size=32,
+        layout=layout,
+        phenotype="translocation",
+    )
+    reader = _reader.get_reader(str(out))
+    assert callable(reader)
+    layers = reader(str(out))
+    names = [kw["name"] for _, kw, _ in layers]
+    assert names[:4] == [f"A01 · {c}" for c in synth.CHANNELS]
+    assert set(names[4:]) == {"A01 · GT translocation", "A01 · nuclei", "A01 · cells"}
+    from napari_pcim.plate import open_plate
+
+    assert np.array_equal(layers[0][0], open_plate(out).read_field("A01", 0)[0])
+    assert layers[0][1]["scale"] == pytest.approx((0.65, 0.65))
+
+
+def test_reader_opens_ome_tiff_and_declines_others(tmp_path):
+    path = tmp_path / "field.ome.tif"
+    data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16)
+    tifffile.imwrite(
+        path, data, ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}}
+    )
+    layers = _reader.get_reader(str(path))(str(path))
+    assert [kw["name"] for _, kw, _ in layers] == ["A01 · DAPI", "A01 · GFP"]
+    assert np.array_equal(layers[1][0], data[1])
+
+    (tmp_path / "notes.txt").write_text("hello")
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, data[0])
+    assert _reader.get_reader(str(tmp_path / "notes.txt")) is None
+    assert _reader.get_reader(str(plain)) is None  # not .ome.tif: left to other readers
+    assert _reader.get_reader(str(tmp_path / "missing.zarr")) is None
+    assert _reader.get_reader(str(tmp_path)) is None  # a folder without a plate
+    assert _reader.get_reader([str(path), str(path)]) is None
+
+
+@pytest.mark.gui
+def test_open_sample_in_viewer(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-pcim", "foci")
+    names = [layer.name for layer in viewer.layers]
+    assert "B03 · DAPI" in names and "B03 · GT foci" in names and "B03 · cells" in names
+    assert viewer.layers["B03 · GFP"].blending == "additive"
+    assert tuple(viewer.layers["B03 · DAPI"].scale) == pytest.approx((0.65, 0.65))
+    out = synth.make_plate(tmp_path / "v.zarr", fields=1, size=32)
+    viewer.open(str(out), plugin="napari-pcim")
+    assert "A01 · GT foci" in [layer.name for layer in viewer.layers]

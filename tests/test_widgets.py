@@ -1,0 +1,293 @@
+"""GUI tests of the napari-pcim dock widgets in a real napari viewer (run under Xvfb).
+
+A small synthetic plate (96 wells, one 128 px field each) and a tiny TorchScript
+classifier scripted here are the inputs; explainers run with tiny options
+(PCIM 10 steps, RISE 64 masks) so the file stays fast on 2 cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+torch = pytest.importorskip("torch")
+
+from qtpy.QtCore import Qt
+
+from napari_pcim._widgets import (
+    EvaluateWidget,
+    ExplainWidget,
+    ExportWidget,
+    ModelWidget,
+    PlateWidget,
+)
+from napari_pcim._widgets._session import KIND, get_session
+
+pytestmark = pytest.mark.gui
+
+WIDGETS = {
+    "Plate": PlateWidget,
+    "Model": ModelWidget,
+    "Explain": ExplainWidget,
+    "Evaluate": EvaluateWidget,
+    "Export": ExportWidget,
+}
+WAIT_MS = 30_000
+
+
+class TinyNet(torch.nn.Module):
+    """Two convolutions and a linear head: (B, C, 32, 32) -> (B, 2) logits."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def _save_model(path, channels: list[str]) -> str:
+    from napari_pcim.classifier import save_classifier
+
+    torch.manual_seed(0)
+    meta = {
+        "channels": channels,
+        "input_size": [32, 32],
+        "normalization": {"mean": [500.0] * len(channels), "std": [300.0] * len(channels)},
+        "classes": ["control", "treated"],
+        "field_mode": "resize",
+        "arch": "tiny",
+        "description": "test model",
+    }
+    return str(save_classifier(TinyNet(len(channels)).eval(), meta, path))
+
+
+@pytest.fixture(scope="module")
+def plate_path(tmp_path_factory):
+    from napari_pcim.synth import make_plate
+
+    return make_plate(tmp_path_factory.mktemp("plate") / "p.zarr", plate_format=96, fields=1, size=128)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return _save_model(tmp_path_factory.mktemp("model") / "tiny.pt", ["DAPI", "GFP"])
+
+
+@pytest.fixture
+def ui(make_napari_viewer, qtbot):
+    """A viewer with the five widgets docked through the plugin manifest."""
+    viewer = make_napari_viewer()
+    widgets = {}
+    for name in WIDGETS:
+        _, widgets[name] = viewer.window.add_plugin_dock_widget("napari-pcim", name)
+    yield viewer, widgets
+    explain = widgets["Explain"]
+    if explain.worker is not None:  # never leave a thread running past a test
+        explain.cancel()
+        qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+
+
+def _open(ui, qtbot, plate_path, model_path=None, well="B03"):
+    viewer, w = ui
+    assert w["Plate"].open_plate(plate_path) is not None
+    if model_path is not None:
+        w["Model"].load_model(model_path)
+        qtbot.waitUntil(lambda: get_session(viewer).classifier is not None, timeout=WAIT_MS)
+    wm = w["Plate"].well_map
+    qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center(well))
+    qtbot.waitUntil(lambda: get_session(viewer).well == well, timeout=WAIT_MS)
+
+
+def _run(widget, qtbot, method, **options):
+    widget.set_method(method)
+    widget.form().set_values(**options)
+    worker = widget.run()
+    assert worker is not None, widget.status.text()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    return worker
+
+
+def _attribution_layers(viewer):
+    return [layer for layer in viewer.layers if layer.metadata.get(KIND) == "attribution"]
+
+
+def test_docked_widgets_load_clicked_wells_and_pin(ui, qtbot, plate_path, tmp_path):
+    from bioio import BioImage
+
+    from napari_pcim._writer import write_layers
+    from napari_pcim.plate import open_plate
+
+    viewer, w = ui
+    for name, cls in WIDGETS.items():
+        assert isinstance(w[name], cls)
+        assert w[name].isVisibleTo(viewer.window._qt_window)
+    sessions = {id(x.session) for x in w.values() if hasattr(x, "session")}
+    assert sessions == {id(get_session(viewer))}
+    _open(ui, qtbot, plate_path, well="B03")
+    plate = open_plate(plate_path)
+    names = [layer.name for layer in viewer.layers]
+    assert names[:4] == ["B03 · DAPI", "B03 · Actin", "B03 · GFP", "B03 · Brightfield"]
+    assert "B03 · GT foci" in names and "B03 · nuclei" in names
+    cmaps = [viewer.layers[n].colormap.name for n in names[:4]]
+    assert cmaps == ["blue", "green", "magenta", "gray"]
+    dapi = viewer.layers["B03 · DAPI"]
+    assert tuple(dapi.scale) == pytest.approx(plate.pixel_size)
+    assert dapi.blending == "additive"
+    np.testing.assert_array_equal(dapi.data, plate.read_field("B03", 0)[0])
+    np.testing.assert_array_equal(
+        viewer.layers["B03 · GT foci"].data, plate.read_labels("B03", 0)["gt"]
+    )
+    # the tooltip names the plate-map condition
+    assert plate.conditions["B03"] in w["Plate"].well_map.tooltip_for("B03")
+
+    # another well replaces B03's layers ...
+    wm = w["Plate"].well_map
+    qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center("B04"))
+    qtbot.waitUntil(lambda: get_session(viewer).well == "B04", timeout=WAIT_MS)
+    assert not [layer for layer in viewer.layers if layer.name.startswith("B03")]
+    # ... unless it is pinned: then both are shown side by side
+    qtbot.mouseClick(w["Plate"].pin_btn, Qt.MouseButton.LeftButton)
+    assert get_session(viewer).pinned == ["B04"]
+    wm.setFocus()
+    qtbot.keyClick(wm, Qt.Key.Key_Right)  # arrow keys move to the next well
+    qtbot.waitUntil(lambda: get_session(viewer).well == "B05", timeout=WAIT_MS)
+    b04, b05 = viewer.layers["B04 · DAPI"], viewer.layers["B05 · DAPI"]
+    assert b05.translate[-1] > b04.translate[-1] + 128 * plate.pixel_size[1] * 0.99
+
+    # the npe2 writer (File > Save Selected Layers) writes layers with the same exporter
+    layers = [b05, viewer.layers["B05 · GT foci"]]
+    out = tmp_path / "sel.ome.zarr"
+    written = write_layers(str(out), [layer.as_layer_data_tuple() for layer in layers])
+    assert written == [str(out)]
+    img = BioImage(out)
+    assert img.channel_names == ["DAPI"]
+    np.testing.assert_allclose(img.get_image_data("YX", C=0), b05.data)
+    with pytest.raises(ValueError, match="must end with"):
+        write_layers(str(tmp_path / "x.png"), [b05.as_layer_data_tuple()])
+
+
+def test_model_widget_and_plate_run(ui, qtbot, plate_path, model_path, tmp_path):
+    viewer, w = ui
+    _open(ui, qtbot, plate_path, model_path)
+    explain, plate_widget = w["Explain"], w["Plate"]
+    explain.set_method("rise")
+    explain.form().set_values(n_masks=64, batch_size=32)
+    wells = ["A01", "A11", "B03"]
+    explain.explain_plate(wells)
+    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+    session = get_session(viewer)
+    assert set(wells) <= set(session.predictions)
+    # treated controls (columns 11-12) carry ground truth, so they get a score
+    assert "A11" in session.scores and 0 <= session.scores["A11"] <= 1
+    before = plate_widget.well_map.color_of("A11").name()
+    plate_widget.color_by.setCurrentText("prediction")
+    assert plate_widget.well_map.color_of("A11").name() != before
+    assert "predicted:" in plate_widget.well_map.tooltip_for("A11")
+
+    model = w["Model"]
+    assert "DAPI, GFP" in model.meta_label.text()
+    assert "✓" in model.check_label.text()
+    worker = model.predict()
+    qtbot.waitUntil(lambda: "B03" in get_session(viewer).predictions, timeout=WAIT_MS)
+    assert worker is not None
+    probs = get_session(viewer).predictions["B03"]
+    assert probs.shape == (2,) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    # a model needing a channel the plate lacks is refused with the channel's name
+    bad = _save_model(tmp_path / "bad.pt", ["DAPI", "Tubulin"])
+    model.load_model(bad)
+    qtbot.waitUntil(lambda: "Tubulin" in model.check_label.text(), timeout=WAIT_MS)
+    assert "✗" in model.check_label.text()
+    assert not model.predict_btn.isEnabled()
+    # PixelCAM is offered only for classifiers with a localisation head
+    item = explain.method_box.model().item(explain.method_box.findData("pixelcam"))
+    assert not item.isEnabled() and "PixelCAM" in explain.method_note.text()
+
+
+def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
+    viewer, w = ui
+    _open(ui, qtbot, plate_path, model_path)
+    explain = w["Explain"]
+    explain.top_box.setChecked(True)
+    _run(explain, qtbot, "pcim", steps=10, batch_size=8)
+    _run(explain, qtbot, "rise", n_masks=64, batch_size=32)
+    maps = _attribution_layers(viewer)
+    assert len(maps) == 2, explain.status.text()
+    session = get_session(viewer)
+    dapi = viewer.layers["B03 · DAPI"]
+    for layer, method, label in zip(maps, ("pcim", "rise"), ("PCIM", "RISE")):
+        meta = layer.metadata
+        assert layer.name == f"{label} · {meta['target']} · B03 f1"
+        assert meta["method"] == method and meta["well"] == "B03" and meta["field"] == 0
+        assert meta["model_sha256"] == session.classifier.sha256
+        assert set(meta["probabilities"]) == {"control", "treated"}
+        assert meta["timings"]["total"] > 0
+        assert layer.data.shape == dapi.data.shape
+        assert tuple(layer.scale) == tuple(dapi.scale)
+        assert layer.colormap.name in ("inferno", "magma")
+    assert maps[0].metadata["options"]["steps"] == 10
+    assert maps[1].metadata["options"]["n_masks"] == 64
+    top = viewer.layers[f"PCIM top 5% · {maps[0].metadata['target']} · B03 f1"]
+    assert 0 < top.data.mean() <= 0.06
+
+    # Evaluate: metrics of the map against the ground truth, as a table and CSV
+    evaluate = w["Evaluate"]
+    results = evaluate.evaluate(maps[0].name, "B03 · GT foci")
+    assert "relevance_mass" in results and evaluate.table.rowCount() == len(results)
+    header, row = evaluate.csv_text().strip().splitlines()
+    assert header.startswith("attribution,ground_truth,relevance_mass")
+    assert row.startswith(maps[0].name)
+
+    # Export: channels, both maps and the labels to one OME-TIFF, metrics CSV beside it
+    from bioio import BioImage
+
+    export = w["Export"]
+    asked = []
+    export.confirm_overwrite = lambda p: asked.append(p) or False
+    out = tmp_path / "B03.ome.tif"
+    written = export.export(out)
+    assert written and written[0] == str(out) and not asked
+    assert (tmp_path / "B03_metrics.csv").read_text().startswith("attribution,ground_truth")
+
+    img = BioImage(out)
+    data = np.asarray(img.get_image_data("CYX"))
+    names = list(img.channel_names)
+    assert names[:4] == ["DAPI", "Actin", "GFP", "Brightfield"]
+    np.testing.assert_allclose(data[2], viewer.layers["B03 · GFP"].data)
+    for amap in maps:
+        np.testing.assert_allclose(data[names.index(amap.name.rsplit(" · ", 1)[0])], amap.data)
+
+    # an existing file is kept when the user says no ...
+    before = out.stat().st_mtime_ns
+    assert export.export(out) == [] and asked == [out]
+    assert out.stat().st_mtime_ns == before
+    # ... and replaced when the user says yes
+    export.confirm_overwrite = lambda p: True
+    assert export.export(out)[0] == str(out)
+
+
+def test_cancel_then_switch_wells_mid_run(ui, qtbot, plate_path, model_path):
+    viewer, w = ui
+    _open(ui, qtbot, plate_path, model_path)
+    explain = w["Explain"]
+    explain.set_method("rise")
+    explain.form().set_values(n_masks=200_000, batch_size=4)
+    explain.run()
+    assert explain.worker is not None
+    qtbot.wait(300)
+    explain.cancel()
+    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+    assert _attribution_layers(viewer) == []
+    assert "cancelled" in explain.status.text()
+
+    # switching wells while PCIM runs: the result still belongs to the well it started on
+    explain.set_method("pcim")
+    explain.form().set_values(steps=40, patience=40, batch_size=8)
+    explain.run()
+    w["Plate"].select_well("C07")  # switch while PCIM runs
+    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+    assert get_session(viewer).well == "C07"
+    (layer,) = _attribution_layers(viewer)
+    assert layer.name.endswith("· B03 f1") and layer.metadata["well"] == "B03"
