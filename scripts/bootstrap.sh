@@ -21,13 +21,16 @@ fi
 
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     echo "bootstrap: no torch in $VENV; installing $TORCH_SPEC (CPU build where one is on disk)"
-    "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
+    "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" 2>&1 \
+        | grep -v "is ignored: it is neither a file nor a directory" || true
+    "$VENV/bin/python" -c "import torch" || { echo "bootstrap: installing $TORCH_SPEC failed" >&2; exit 1; }
 fi
 
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ napari.yaml -nt "$stamp" ]; then
     echo "bootstrap: installing napari-pcim (editable, with test and baseline extras)"
     "$VENV/bin/python" -m pip install --quiet -e ".[testing,baselines,scale]" 2>&1 \
         | grep -v "is ignored: it is neither a file nor a directory" || true
+    "$VENV/bin/python" -c "import napari_pcim" || { echo "bootstrap: installing napari-pcim failed" >&2; exit 1; }
     "$VENV/bin/python" -c "import napari_pcim, torch; print('bootstrap: napari-pcim', napari_pcim.__version__, 'with torch', torch.__version__)"
     touch "$stamp"
 fi

@@ -116,3 +116,23 @@ def test_dask_local_cluster_matches_in_process(plate_and_model, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_read_store_meta_and_field_maps(plate_and_model, tmp_path):
+    import zarr
+
+    from napari_pcim.batch import read_field_maps, read_records, read_store_meta
+
+    plate, model = plate_and_model
+    store = tmp_path / "result.zarr"
+    run_plate(_job(plate, model, wells=["C05"], fields=[1]), store)
+    meta = read_store_meta(store)
+    assert meta["method"] == "rise" and meta["plate"] == str(plate)
+    maps, names, record = read_field_maps(store, "C05", 1)
+    np.testing.assert_array_equal(maps, zarr.open_group(str(store / "C" / "5" / "1"), mode="r")["0"][:])
+    assert names == ["RISE · control", "RISE · treated"] and maps.shape[0] == 2
+    assert record == read_records(store)[0] and record["well"] == "C05" and record["field"] == 1
+    with pytest.raises(KeyError, match="C05 field 1"):
+        read_field_maps(store, "C05", 0)
+    with pytest.raises(ValueError, match="not a napari-pcim result store"):
+        read_store_meta(tmp_path)

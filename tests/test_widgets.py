@@ -1,8 +1,8 @@
 """GUI tests of the napari-pcim dock widgets in a real napari viewer (run under Xvfb).
 
-A small synthetic plate (96 wells, one 128 px field each) and a tiny TorchScript
-classifier scripted here are the inputs; explainers run with tiny options
-(PCIM 10 steps, RISE 64 masks) so the file stays fast on 2 cores.
+A small synthetic plate (96 wells, one 128 px field each; 64 px for whole-plate runs)
+and a tiny TorchScript classifier scripted here are the inputs; explainers run with
+tiny options (PCIM 10 steps, RISE 16-64 masks) so the file stays fast on 2 cores.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ def plate_path(tmp_path_factory):
     from napari_pcim.synth import make_plate
 
     return make_plate(tmp_path_factory.mktemp("plate") / "p.zarr", plate_format=96, fields=1, size=128)
+
+
+@pytest.fixture(scope="module")
+def small_plate(tmp_path_factory):
+    from napari_pcim.synth import make_plate
+
+    return make_plate(tmp_path_factory.mktemp("small") / "s.zarr", plate_format=96, fields=1, size=64)
 
 
 @pytest.fixture(scope="module")
@@ -172,21 +179,7 @@ def test_docked_widgets_load_clicked_wells_and_pin(ui, qtbot, plate_path, tmp_pa
 def test_model_widget_and_plate_run(ui, qtbot, plate_path, model_path, tmp_path):
     viewer, w = ui
     _open(ui, qtbot, plate_path, model_path)
-    explain, plate_widget = w["Explain"], w["Plate"]
-    explain.set_method("rise")
-    explain.form().set_values(n_masks=64, batch_size=32)
-    wells = ["A01", "A11", "B03"]
-    explain.explain_plate(wells)
-    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
-    session = get_session(viewer)
-    assert set(wells) <= set(session.predictions)
-    # treated controls (columns 11-12) carry ground truth, so they get a score
-    assert "A11" in session.scores and 0 <= session.scores["A11"] <= 1
-    before = plate_widget.well_map.color_of("A11").name()
-    plate_widget.color_by.setCurrentText("prediction")
-    assert plate_widget.well_map.color_of("A11").name() != before
-    assert "predicted:" in plate_widget.well_map.tooltip_for("A11")
-
+    explain = w["Explain"]
     model = w["Model"]
     assert "DAPI, GFP" in model.meta_label.text()
     assert "✓" in model.check_label.text()
@@ -291,3 +284,86 @@ def test_cancel_then_switch_wells_mid_run(ui, qtbot, plate_path, model_path):
     assert get_session(viewer).well == "C07"
     (layer,) = _attribution_layers(viewer)
     assert layer.name.endswith("· B03 f1") and layer.metadata["well"] == "B03"
+
+
+def test_explain_plate_writes_resumable_store_then_browse_it(
+    ui, qtbot, small_plate, model_path, tmp_path, monkeypatch
+):
+    import json
+
+    import zarr
+
+    from napari_pcim.batch import read_records
+
+    viewer, w = ui
+    _open(ui, qtbot, small_plate, model_path)
+    explain, plate_widget = w["Explain"], w["Plate"]
+    session = get_session(viewer)
+    explain.set_method("rise")
+    explain.form().set_values(n_masks=16, batch_size=16)
+
+    # the default store sits in the cache dir, one per plate and job, stable across calls
+    monkeypatch.setenv("NAPARI_PCIM_CACHE", str(tmp_path / "cache"))
+    default = explain.store_path(explain.plate_job(["B03"]))
+    assert default.parent == tmp_path / "cache" / "results" and "s-rise-" in default.name
+    assert explain.store_path(explain.plate_job(["A01"])) == default
+    explain.seed_box.setValue(5)
+    assert explain.store_path(explain.plate_job(["B03"])) != default
+    explain.seed_box.setValue(0)
+
+    store = tmp_path / "run.zarr"
+    explain.store_edit.setText(str(store))
+    wells = ["A01", "A11", "B03"]
+    assert explain.explain_plate(wells) is not None, explain.status.text()
+    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+    records = {r["well"]: r for r in read_records(store)}
+    assert set(records) == set(wells), explain.status.text()
+    assert json.loads((store / ".zattrs").read_text())["napari_pcim"]["method"] == "rise"
+    for well, rec in records.items():
+        np.testing.assert_allclose(
+            session.predictions[well], [rec["p_control"], rec["p_treated"]], rtol=1e-6
+        )
+    # treated controls (columns 11-12) carry ground truth, so they get a score
+    assert session.scores["A11"] == pytest.approx(records["A11"]["relevance_mass"])
+    assert "A01" not in session.scores  # a control well has no ground truth
+    before = plate_widget.well_map.color_of("A11").name()
+    plate_widget.color_by.setCurrentText("prediction")
+    assert plate_widget.well_map.color_of("A11").name() != before
+    assert f"predicted: {records['A11']['predicted']}" in plate_widget.well_map.tooltip_for("A11")
+
+    # a rerun with one more well resumes: done fields are skipped, not rewritten
+    done_file = store / "A" / "1" / "0" / ".zattrs"
+    stamp = done_file.stat().st_mtime_ns
+    assert explain.explain_plate([*wells, "C07"]) is not None
+    qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
+    assert "1 fields now, 3 from an earlier run" in explain.status.text()
+    assert done_file.stat().st_mtime_ns == stamp
+    assert {r["well"] for r in read_records(store)} == {*wells, "C07"}
+
+    # browsing: open the store with no plate open; it opens its plate, a click adds the maps
+    session.set_plate(None)
+    assert plate_widget.open_results(tmp_path) is None
+    assert "not a napari-pcim result store" in plate_widget.status.text()
+    assert plate_widget.open_results(store) is not None
+    assert session.plate is not None and session.results is not None
+    assert "C07" in session.predictions
+    wm = plate_widget.well_map
+    qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center("A11"))
+    qtbot.waitUntil(lambda: session.well == "A11", timeout=WAIT_MS)
+    (layer,) = _attribution_layers(viewer)
+    target = records["A11"]["targets"][0]
+    assert layer.name == f"RISE · {target} · A11 f1"
+    stored = zarr.open_group(str(store / "A" / "11" / "0"), mode="r")["0"]
+    np.testing.assert_array_equal(layer.data, stored[0])
+    assert layer.colormap.name == "inferno"
+    assert tuple(layer.scale) == tuple(viewer.layers["A11 · DAPI"].scale)
+    assert layer.metadata["well"] == "A11" and layer.metadata["field"] == 0
+    assert layer.metadata["record"]["predicted"] == records["A11"]["predicted"]
+    # clicking the same well again does not duplicate it; another well replaces it
+    qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center("A11"))
+    assert len(_attribution_layers(viewer)) == 1
+    qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center("B03"))
+    qtbot.waitUntil(lambda: session.well == "B03", timeout=WAIT_MS)
+    assert [lay.name for lay in _attribution_layers(viewer)] == [
+        f"RISE · {records['B03']['targets'][0]} · B03 f1"
+    ]

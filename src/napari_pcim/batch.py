@@ -343,6 +343,39 @@ def read_records(store: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
+def read_store_meta(store: str | os.PathLike) -> dict[str, Any]:
+    """The root ``napari_pcim`` attributes of a result store (model, method, plate, options).
+
+    Raises ``ValueError`` naming the path when it is not a napari-pcim result store.
+    """
+    attrs_file = Path(store) / ".zattrs"
+    try:
+        meta = json.loads(attrs_file.read_text()).get(FORMAT_KEY)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{store}: not a napari-pcim result store (cannot read {attrs_file.name}: {exc})") from exc
+    if not isinstance(meta, dict) or "method" not in meta:
+        raise ValueError(f"{store}: not a napari-pcim result store (no '{FORMAT_KEY}' entry in .zattrs)")
+    return meta
+
+
+def read_field_maps(
+    store: str | os.PathLike, well: str, field_index: int
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """One done field of a result store: maps (T, Y, X) float32, their names, its record.
+
+    Raises ``KeyError`` naming the well and field when the store lacks that field.
+    """
+    import zarr
+
+    folder = _field_dir(Path(store), well, field_index)
+    if not _is_done(Path(store), well, field_index):
+        raise KeyError(f"{store}: no result for {well} field {field_index + 1}")
+    group = zarr.open_group(str(folder), mode="r")
+    maps = np.asarray(group["0"][:], dtype=np.float32)
+    names = [c["label"] for c in group.attrs["omero"]["channels"]]
+    return maps, names, dict(group.attrs[FORMAT_KEY])
+
+
 # --------------------------------------------------------------------------- driver
 
 

@@ -13,42 +13,50 @@ Each map becomes an image layer named like ``"PCIM · treated · B03 f1"`` with
 the method, options, target, probabilities, model hash, timings, well and field
 in its ``metadata``; "top 5 %" adds a Labels layer of the map's top pixels.
 
-"Explain plate" runs the method over all wells (or the current and pinned
-ones), well by well in a generator worker, storing each well's prediction and
-the share of attribution inside the ground truth, which the Plate widget can
-colour the well map by.
+"Explain plate" runs the headless whole-plate path (:func:`napari_pcim.batch.run_plate`)
+over all wells (or the current and pinned ones) in a thread worker. It writes a
+resumable OME-Zarr result store (by default in the user cache dir, named after the
+plate, the method and a hash of the job, so rerunning the same job resumes it);
+afterwards the store's records give each well's prediction and the share of
+attribution inside the ground truth, which the Plate widget colours the well map
+by, and clicking a well shows its stored maps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_pcim._widgets._options import OptionsForm
 from napari_pcim._widgets._qt import ProgressRelay
-from napari_pcim._widgets._session import KIND, field_label, get_session
+from napari_pcim._widgets._session import KIND, ResultStore, field_label, get_session
 
 if TYPE_CHECKING:
     import napari
 
+    from napari_pcim.batch import BatchJob, BatchReport
     from napari_pcim.classifier import Classifier
 
 #: Display names of the methods, in dropdown order.
@@ -93,6 +101,7 @@ class RunContext:
     device: str
     method: str
     target: Any
+    seed: int
     options: dict[str, Any]
     plate: str
 
@@ -114,6 +123,9 @@ class ExplainWidget(QWidget):
         self.method_note = QLabel()
         self.method_note.setWordWrap(True)
         self.target_box = QComboBox()
+        self.seed_box = QSpinBox()
+        self.seed_box.setRange(0, 2**31 - 2)
+        self.seed_box.setToolTip("Seed of the random draws (RISE masks); same seed, same maps")
         self.options_holder = QVBoxLayout()
         self.top_box = QCheckBox(f"add a labels layer of the top {TOP_FRACTION:.0%} pixels")
         self.run_btn = QPushButton("Run")
@@ -126,21 +138,35 @@ class ExplainWidget(QWidget):
         self.scope_box.addItems(["all wells", "current + pinned wells"])
         self.plate_btn = QPushButton("Explain plate")
         self.plate_btn.setToolTip(
-            "Explain the hit class of each well (current field number); the well map can then "
-            "be coloured by prediction or by attribution inside the ground truth"
+            "Explain every field of the wells into a result store (a rerun of the same job "
+            "resumes it); the well map can then be coloured by prediction or by attribution "
+            "inside the ground truth, and clicking a well shows its stored maps"
         )
+        self.store_edit = QLineEdit()
+        self.store_edit.setPlaceholderText("result store: automatic, in the cache dir")
+        self.store_edit.setToolTip("Folder of the OME-Zarr result store (RESULT.zarr); empty: "
+                                   "one per plate, method and options in the user cache dir")
+        self.store_btn = QPushButton("…")
+        self.store_btn.setToolTip("Choose where the result store goes")
 
         form = QFormLayout()
         form.addRow("method", self.method_box)
         form.addRow("", self.method_note)
         form.addRow("target", self.target_box)
+        form.addRow("seed", self.seed_box)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
         plate_group = QGroupBox("Whole plate")
-        plate_row = QHBoxLayout(plate_group)
+        plate_box = QVBoxLayout(plate_group)
+        plate_row = QHBoxLayout()
         plate_row.addWidget(self.scope_box, 1)
         plate_row.addWidget(self.plate_btn)
+        store_row = QHBoxLayout()
+        store_row.addWidget(self.store_edit, 1)
+        store_row.addWidget(self.store_btn)
+        plate_box.addLayout(plate_row)
+        plate_box.addLayout(store_row)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(self.options_holder)
@@ -154,6 +180,7 @@ class ExplainWidget(QWidget):
         self.run_btn.clicked.connect(lambda: self.run())
         self.cancel_btn.clicked.connect(self.cancel)
         self.plate_btn.clicked.connect(lambda: self.explain_plate())
+        self.store_btn.clicked.connect(self._ask_store)
 
         s = self.session
         s.classifier_changed.connect(self._on_classifier)
@@ -240,8 +267,8 @@ class ExplainWidget(QWidget):
             channels=list(plate.channel_names), scale=view.scale,
             translate=tuple(first.translate[-2:]) if first is not None else (0.0, 0.0),
             classifier=clf, device=s.device, method=self.method,
-            target=self.target_box.currentData() or "predicted", options=options,
-            plate=str(plate.path),
+            target=self.target_box.currentData() or "predicted", seed=self.seed_box.value(),
+            options=options, plate=str(plate.path),
         )
 
     def run(self) -> Any:
@@ -372,8 +399,51 @@ class ExplainWidget(QWidget):
         chosen = [*s.pinned, *([s.well] if s.well else [])]
         return [w for w in s.plate.wells if w in chosen]
 
+    def _ask_store(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Result store (OME-Zarr folder)", self.store_edit.text(), "OME-Zarr (*.zarr)"
+        )
+        if path:
+            self.store_edit.setText(path if path.endswith(".zarr") else f"{path}.zarr")
+
+    def plate_job(self, wells: list[str]) -> BatchJob:
+        """The whole-plate job of the current plate, model, method, target, seed and options."""
+        from napari_pcim.batch import BatchJob
+
+        s = self.session
+        if s.plate is None or s.classifier is None:
+            raise ValueError("open a plate and load a model before explaining the plate")
+        options = self.form().values()
+        if options.get("segmentation") == "labels":
+            raise ValueError("RISE 'labels' segmentation is per field: use grid or slic for a plate run")
+        return BatchJob(
+            plate=str(s.plate.path), model=str(s.classifier.path), method=self.method,
+            target=self.target_box.currentData() or "predicted", seed=self.seed_box.value(),
+            device=s.device, options=_plain(options), wells=list(wells),
+        )
+
+    def store_path(self, job: BatchJob) -> Path:
+        """Where ``job`` writes: the chosen folder, else one per plate/method/job in the cache."""
+        from napari_pcim._demo import cache_dir
+
+        chosen = self.store_edit.text().strip()
+        if chosen:
+            return Path(chosen).expanduser()
+        assert self.session.classifier is not None
+        # The same plate and job always get the same store (so a rerun resumes it); another
+        # model, target, seed or options get another one instead of a mismatch error.
+        key = hashlib.sha256(
+            f"{Path(job.plate).resolve()}|{job.fingerprint(self.session.classifier.sha256)}".encode()
+        ).hexdigest()[:10]
+        return cache_dir() / "results" / f"{Path(job.plate).stem}-{job.method}-{key}.zarr"
+
     def explain_plate(self, wells: list[str] | None = None) -> Any:
-        """Explain the hit class of each well in a generator worker; returns the worker."""
+        """Explain every field of ``wells`` into a result store in a thread worker; returns it.
+
+        The job (plate, model, options) and the store are fixed now: switching plates while
+        it runs cannot mix results; a run over a plate no longer open only says where its
+        store is. Cancel stops after the field in progress; complete fields stay in the store.
+        """
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
@@ -385,39 +455,42 @@ class ExplainWidget(QWidget):
             self._error("no wells to explain: pick a well or choose 'all wells'")
             return None
         try:
-            options = self.form().values()
+            job = self.plate_job(wells)
         except ValueError as exc:
             self._error(str(exc))
             return None
-        if options.get("segmentation") == "labels":
-            self._error("RISE 'labels' segmentation is per field: use grid or slic for a plate run")
-            return None
-        classes = list(s.classifier.meta.classes)
-        hit = classes.index("treated") if "treated" in classes else len(classes) - 1
-        label = f"{METHOD_LABELS[self.method]} · {len(wells)} wells"
+        store = self.store_path(job)
+        plate = s.plate
+        label = f"{METHOD_LABELS[job.method]} · {len(wells)} wells"
         stop = threading.Event()
-        pbar = progress(total=len(wells), desc=label)
+        pbar = progress(total=0, desc=label)
         worker = create_worker(
-            _explain_wells, s.plate, wells, max(0, s.field), s.classifier, s.device,
-            self.method, hit, options, stop.is_set,
+            _run_plate, job, store, ProgressRelay(pbar), stop.is_set,
             _start_thread=False, _ignore_errors=True,
         )
+        reports: list[BatchReport] = []
 
-        def _one(item: tuple[str, np.ndarray, float, int]) -> None:
-            well, probs, score, done = item
-            s.set_prediction(well, probs)
-            if np.isfinite(score):
-                s.set_score(well, score)
-            pbar.n = done
-            pbar.refresh()
-            self.status.setText(f"{label}: {done}/{len(wells)} ({well})")
+        def _finished() -> None:
+            self._finished(pbar)
+            report = reports[0] if reports else None
+            if report is None and not stop.is_set():
+                return  # failed: the error is shown already
+            if s.plate is not plate or not (store / ".zattrs").exists():
+                self.status.setText(f"{label}: results in {store} (the plate changed meanwhile).")
+                return
+            s.set_results(ResultStore.open(store))
+            n = len(s.results.records) if s.results is not None else 0
+            if report is None or report.interrupted:
+                self.status.setText(f"{label}: cancelled; {n} fields done are kept in {store} "
+                                    "(Explain plate again resumes).")
+            else:
+                self.status.setText(f"{label}: done ({len(report.done)} fields now, "
+                                    f"{len(report.skipped)} from an earlier run) in {store}.")
 
-        worker.yielded.connect(_one)
-        worker.returned.connect(lambda _: self.status.setText(f"{label}: done."))
+        worker.returned.connect(reports.append)
         worker.errored.connect(lambda exc: self._failed(label, exc))
-        worker.aborted.connect(lambda: self.status.setText(f"{label}: cancelled."))
-        worker.finished.connect(lambda: self._finished(pbar))
-        self._start(worker, stop, f"{label}: running…")
+        worker.finished.connect(_finished)
+        self._start(worker, stop, f"{label}: running into {store}…")
         return worker
 
 
@@ -454,33 +527,15 @@ def _explain_field(ctx: RunContext, progress: Any, should_stop: Any) -> Any:
         return explain(
             ctx.classifier, ctx.data, method=ctx.method, target=ctx.target, device=ctx.device,
             progress=progress, should_stop=should_stop, plate_channels=ctx.channels,
-            **ctx.options,
+            seed=ctx.seed, **ctx.options,
         )
 
 
-def _explain_wells(
-    plate: Any, wells: list[str], field: int, classifier: Classifier, device: str, method: str,
-    hit: int, options: dict[str, Any], should_stop: Any,
-):
-    """Generator: explain the hit class of each well; yields (well, probs, score, done)."""
-    from napari_pcim.explainers import explain
-    from napari_pcim.metrics import relevance_mass_accuracy
+def _run_plate(job: BatchJob, store: Path, progress: Any, should_stop: Any) -> BatchReport:
+    from napari_pcim.batch import run_plate
 
-    for i, well in enumerate(wells):
-        f = min(field, plate.n_fields(well) - 1)
-        data = np.asarray(plate.read_field(well, f))
-        with _compute_threads():
-            attribution = explain(
-                classifier, data, method=method, target=hit, device=device,
-                should_stop=should_stop, plate_channels=list(plate.channel_names), **options,
-            )
-        gt = plate.read_labels(well, f).get("gt")
-        score = float("nan")
-        if gt is not None and np.any(gt):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                score = relevance_mass_accuracy(attribution.maps[0, 0], np.asarray(gt) > 0)
-        yield well, np.asarray(attribution.probabilities)[0], score, i + 1
+    with _compute_threads():
+        return run_plate(job, store, progress=progress, should_stop=should_stop)
 
 
 # -- helpers ---------------------------------------------------------------------------------

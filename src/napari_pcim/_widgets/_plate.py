@@ -6,6 +6,11 @@ clickable :class:`~napari_pcim._widgets._well_map.WellMap`, a legend, and a row
 with the field selector, the pin toggle and the "colour wells by" choice.
 Clicking a well (or using the arrow keys on the map) loads it through the
 shared :class:`~napari_pcim._widgets._session.Session`.
+
+"Open results…" opens a whole-plate result store (written by "Explain plate" or
+``napari-pcim explain PLATE --all-wells --out RESULT.zarr``): its records colour the
+well map, and each well then loaded gets its stored attribution maps as image layers
+named like live results ("PCIM · treated · B03 f1"), beside its channels.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._widgets._explain import _map_limits
 from napari_pcim._widgets._qt import ProgressRelay
-from napari_pcim._widgets._session import get_session
+from napari_pcim._widgets._session import KIND, ResultStore, field_label, get_session
 from napari_pcim._widgets._well_map import WellMap
 
 if TYPE_CHECKING:
     import napari
+    from napari.layers import Layer
 
     from napari_pcim.plate import Plate
 
@@ -51,6 +58,11 @@ class PlateWidget(QWidget):
         self.demo_btn.setToolTip(
             "Generate (once, into the cache dir) and open a synthetic 96-well foci plate"
         )
+        self.results_btn = QPushButton("Open results…")
+        self.results_btn.setToolTip(
+            "Open a whole-plate result store (RESULT.zarr): colour wells by its predictions and "
+            "show the stored attribution maps of each well you click"
+        )
         self.info = QLabel("No plate open.")
         self.info.setWordWrap(True)
         self.well_map = WellMap()
@@ -69,7 +81,7 @@ class PlateWidget(QWidget):
         self.status.setWordWrap(True)
 
         buttons = QHBoxLayout()
-        for b in (self.open_folder_btn, self.open_file_btn, self.demo_btn):
+        for b in (self.open_folder_btn, self.open_file_btn, self.demo_btn, self.results_btn):
             buttons.addWidget(b)
         row = QHBoxLayout()
         row.addWidget(QLabel("field"))
@@ -89,6 +101,7 @@ class PlateWidget(QWidget):
         self.open_folder_btn.clicked.connect(self._ask_folder)
         self.open_file_btn.clicked.connect(self._ask_file)
         self.demo_btn.clicked.connect(lambda: self.open_demo_plate())
+        self.results_btn.clicked.connect(self._ask_results)
         self.well_map.well_clicked.connect(self.select_well)
         self.field_box.valueChanged.connect(self._field_changed)
         self.pin_btn.clicked.connect(self._toggle_pin)
@@ -100,6 +113,7 @@ class PlateWidget(QWidget):
         s.pins_changed.connect(self._on_pins)
         s.predictions_changed.connect(self._refresh_colors)
         s.loading_failed.connect(self._say)
+        s.results_changed.connect(self._on_results)
         self.destroyed.connect(lambda *_: self._disconnect(s))
         if s.plate is not None:
             self._on_plate(s.plate)
@@ -108,7 +122,7 @@ class PlateWidget(QWidget):
         for sig, slot in (
             (s.plate_changed, self._on_plate), (s.current_changed, self._on_current),
             (s.pins_changed, self._on_pins), (s.predictions_changed, self._refresh_colors),
-            (s.loading_failed, self._say),
+            (s.loading_failed, self._say), (s.results_changed, self._on_results),
         ):
             sig.disconnect(slot, missing_ok=True)
 
@@ -134,6 +148,28 @@ class PlateWidget(QWidget):
             return None
         self.session.set_plate(plate)
         return plate
+
+    def _ask_results(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a result store (RESULT.zarr)")
+        if path:
+            self.open_results(path)
+
+    def open_results(self, path: str | Path) -> ResultStore | None:
+        """Browse the result store at ``path``, opening its plate first when another is open."""
+        try:
+            results = ResultStore.open(path)
+        except ValueError as exc:
+            self._error(str(exc))
+            return None
+        plate_path = Path(results.meta.get("plate", ""))
+        plate = self.session.plate
+        same = plate is not None and Path(plate.path).resolve() == plate_path.resolve()
+        if not same and self.open_plate(plate_path) is None:
+            self._error(f"{path}: its plate {plate_path} cannot be opened")
+            return None
+        self.session.set_results(results)
+        self.color_by.setCurrentText("prediction")
+        return results
 
     def open_demo_plate(self, phenotype: str = "foci") -> Any:
         """Open the cached demo plate, generating it first in a thread worker if needed."""
@@ -198,6 +234,68 @@ class PlateWidget(QWidget):
         self.color_by.setCurrentIndex(0)
         self._refresh_colors()
 
+    def _on_results(self, results: ResultStore | None) -> None:
+        if results is None:
+            return
+        method = results.meta.get("method", "?")
+        self.status.setText(
+            f"Results {Path(results.path).name}: {method}, {len(results.records)} fields, model "
+            f"{Path(str(results.meta.get('model', '?'))).name}. Click a well to show its maps."
+        )
+        if self.session.well is not None:
+            self.show_stored_maps(self.session.well, self.session.field)
+
+    def show_stored_maps(self, well: str, field: int) -> list[Layer]:
+        """Add the stored attribution maps of a shown well/field as image layers."""
+        from napari_pcim.batch import read_field_maps
+
+        s = self.session
+        view = s.views.get(well)
+        if s.results is None or view is None or view.field != field:
+            return []
+        if s.results.record(well, field) is None:
+            return []
+        try:
+            maps, names, record = read_field_maps(s.results.path, well, field)
+        except (KeyError, OSError, ValueError) as exc:
+            self._error(str(exc))
+            return []
+        classes = s.results.classes
+        meta_root = s.results.meta
+        layers = []
+        for amap, label in zip(maps, names):
+            name = f"{label} · {field_label(well, field)}"
+            if name in self.viewer.layers:
+                if self.viewer.layers[name] in view.layers:
+                    continue  # shown already (the well was clicked again)
+                self.viewer.layers.remove(name)
+            target = label.rsplit(" · ", 1)[-1]
+            lo, hi = _map_limits(amap)
+            layer = self.viewer.add_image(
+                amap, name=name, colormap="inferno", blending="additive", opacity=0.7,
+                contrast_limits=(lo, hi), scale=view.scale,
+                metadata={
+                    KIND: "attribution",
+                    "well": well,
+                    "field": field,
+                    "method": meta_root.get("method"),
+                    "options": meta_root.get("options", {}),
+                    "target": target,
+                    "target_index": classes.index(target) if target in classes else None,
+                    "classes": classes,
+                    "probabilities": {c: record[f"p_{c}"] for c in classes},
+                    "model": meta_root.get("model"),
+                    "model_sha256": meta_root.get("model_sha256"),
+                    "timings": {"total": float(record.get("seconds", 0.0))},
+                    "plate": meta_root.get("plate"),
+                    "result_store": str(s.results.path),
+                    "record": record,
+                },
+            )
+            s.add_layer(well, layer)
+            layers.append(layer)
+        return layers
+
     def _on_current(self, well: str, field: int) -> None:
         self.well_map.set_current(well)
         plate = self.session.plate
@@ -208,6 +306,8 @@ class PlateWidget(QWidget):
         self.field_box.blockSignals(False)
         self.pin_btn.setChecked(well in self.session.pinned)
         self.status.setText(f"Showing {well}, field {field + 1} of {n}.")
+        if self.session.results is not None and self.show_stored_maps(well, field):
+            self.status.setText(f"Showing {well}, field {field + 1} of {n}, with its stored maps.")
 
     def _on_pins(self) -> None:
         self.well_map.set_pinned(set(self.session.pinned))
@@ -280,8 +380,8 @@ class PlateWidget(QWidget):
         if well in plate.phenotypes:
             lines.append(f"expected: {plate.phenotypes[well]}")
         probs = s.predictions.get(well)
-        if probs is not None and s.classifier is not None:
-            classes = s.classifier.meta.classes
+        classes = s.class_names()
+        if probs is not None and len(classes) == len(probs):
             best = int(probs.argmax())
             lines.append(f"predicted: {classes[best]} ({probs[best]:.2f})")
         if well in s.scores:
@@ -291,7 +391,7 @@ class PlateWidget(QWidget):
 
 def _hit_index(session: Any) -> int | None:
     """Index of the "hit" class: "treated" when present, else the last class."""
-    if session.classifier is None:
+    classes = session.class_names()
+    if not classes:
         return None
-    classes = list(session.classifier.meta.classes)
     return classes.index("treated") if "treated" in classes else len(classes) - 1

@@ -4,8 +4,10 @@ Each napari viewer gets one :class:`Session` (see :func:`get_session`). It holds
 what the widgets must agree on: the open :class:`~napari_pcim.plate.Plate`, the
 current :class:`~napari_pcim.classifier.Classifier` and device, the current
 well/field, the pinned wells, the wells shown in the viewer with their raw data,
-and the per-well predictions and scores found so far. Widgets listen to its
-psygnal signals instead of talking to each other, so docking any subset works.
+the per-well predictions and scores found so far, and the whole-plate result store
+being browsed (:class:`ResultStore`, written by :func:`napari_pcim.batch.run_plate`).
+Widgets listen to its psygnal signals instead of talking to each other, so docking
+any subset works.
 
 Well loading lives here too (every widget may ask for a well): the plate is read
 in a napari thread worker, then the layers built by
@@ -56,6 +58,49 @@ def layer_kind(layer: Layer) -> str | None:
 
 
 @dataclass
+class ResultStore:
+    """An open whole-plate result store: its path, root metadata and per-field records."""
+
+    path: Path
+    meta: dict[str, Any]  # root .zattrs["napari_pcim"]: model, method, target, options, plate
+    records: list[dict[str, Any]]
+
+    @classmethod
+    def open(cls, path: str | Path) -> ResultStore:
+        """Read a store's metadata and records; ``ValueError`` names a path that is no store."""
+        from napari_pcim.batch import read_records, read_store_meta
+
+        return cls(Path(path), read_store_meta(path), read_records(path))
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, in the classifier's order, from the records' ``p_<class>`` keys."""
+        for rec in self.records:
+            return [k[2:] for k in rec if k.startswith("p_")]
+        return []
+
+    def record(self, well: str, field: int) -> dict[str, Any] | None:
+        return next((r for r in self.records if r["well"] == well and r["field"] == field), None)
+
+    def per_well(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Per-well class probabilities and relevance mass inside GT, averaged over fields."""
+        classes = self.classes
+        probs: dict[str, list[np.ndarray]] = {}
+        mass: dict[str, list[float]] = {}
+        for rec in self.records:
+            probs.setdefault(rec["well"], []).append(
+                np.array([float(rec[f"p_{c}"]) for c in classes])
+            )
+            value = rec.get("relevance_mass")
+            if value is not None and np.isfinite(value):
+                mass.setdefault(rec["well"], []).append(float(value))
+        return (
+            {w: np.mean(p, axis=0) for w, p in probs.items()},
+            {w: float(np.mean(v)) for w, v in mass.items()},
+        )
+
+
+@dataclass
 class WellView:
     """A well/field shown in the viewer: its raw data, labels and napari layers."""
 
@@ -76,6 +121,7 @@ class Session:
     loading_failed = Signal(str)  # message
     pins_changed = Signal()
     predictions_changed = Signal()  # predictions or scores changed
+    results_changed = Signal(object)  # ResultStore | None
 
     def __init__(self, viewer: napari.Viewer) -> None:
         self._viewer_ref = weakref.ref(viewer)
@@ -89,6 +135,7 @@ class Session:
         self.views: dict[str, WellView] = {}
         self.predictions: dict[str, np.ndarray] = {}  # well -> class probabilities (K,)
         self.scores: dict[str, float] = {}  # well -> relevance mass inside the ground truth
+        self.results: ResultStore | None = None  # the result store being browsed
         self._load_token = 0
         self._load_worker: Any = None
 
@@ -109,13 +156,33 @@ class Session:
         self.well, self.field = None, 0
         self.pinned = []
         self.predictions, self.scores = {}, {}
+        self.results = None
         self.plate_changed.emit(plate)
+        self.results_changed.emit(None)
 
     def set_classifier(self, classifier: Classifier | None) -> None:
         self.classifier = classifier
         self.predictions, self.scores = {}, {}
+        if self.results is not None:  # stored results stay valid whatever model is loaded
+            self.predictions, self.scores = self.results.per_well()
         self.classifier_changed.emit(classifier)
         self.predictions_changed.emit()
+
+    def set_results(self, results: ResultStore | None) -> None:
+        """Browse ``results`` (a store of the open plate): its per-well values colour the map."""
+        self.results = results
+        if results is not None:
+            probs, scores = results.per_well()
+            self.predictions.update(probs)
+            self.scores.update(scores)
+        self.results_changed.emit(results)
+        self.predictions_changed.emit()
+
+    def class_names(self) -> list[str]:
+        """Class names of the loaded classifier, else of the open result store."""
+        if self.classifier is not None:
+            return list(self.classifier.meta.classes)
+        return self.results.classes if self.results is not None else []
 
     def set_prediction(self, well: str, probabilities: np.ndarray) -> None:
         self.predictions[well] = np.asarray(probabilities, dtype=float)
