@@ -8,27 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from known_answer import S, X0, Y0, SquareMarker
+
 from napari_pcim.classifier import load_classifier, save_classifier
 from napari_pcim.explainers import METHOD_OPTIONS, METHODS, Attribution, Cancelled, explain
 
 CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
-Y0, X0, S = 16, 28, 24
-
-
-class SquareMarker(torch.nn.Module):
-    """Logit of "treated" = mean marker (channel 2, normalised) inside a fixed square − 1.5."""
-
-    def __init__(self, y0: int, x0: int, s: int) -> None:
-        super().__init__()
-        self.y0, self.x0, self.s = y0, x0, s
-        self.gain = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = x[:, 2, self.y0 : self.y0 + self.s, self.x0 : self.x0 + self.s].mean(dim=(1, 2))
-        z = self.gain * (v - 1.5)
-        return torch.stack([-z, z], dim=1)
-
-
 class MarkerAnywhere(torch.nn.Module):
     """Logit of "treated" grows with the positive marker signal anywhere in the tile."""
 

@@ -6,31 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from known_answer import S, X0, Y0, SquareMarker
+from known_answer import known_answer_field as _field
+
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
 from napari_pcim.explainers.rise import MASK_CHUNK, GridMasks, RISEOptions, rise_attribute
-
-Y0, X0, S = 16, 28, 24  # the square the known-answer model looks at (64 × 64 images)
-
-
-class SquareMarker(torch.nn.Module):
-    """Logit of "treated" = mean marker (channel 2) inside a fixed square, minus 1.5."""
-
-    def __init__(self, y0: int, x0: int, s: int) -> None:
-        super().__init__()
-        self.y0, self.x0, self.s = y0, x0, s
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x[:, 2, self.y0 : self.y0 + self.s, self.x0 : self.x0 + self.s].mean(dim=(1, 2)) - 1.5
-        return torch.stack([-z, z], dim=1)
-
-
-def _field(seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = 0.3 * torch.randn(1, 4, 64, 64, generator=g)
-    x[:, 2, Y0 : Y0 + S, X0 : X0 + S] += 3.0
-    x[:, 2, 44:60, 2:18] += 3.0  # just as bright, but the model ignores it
-    return x
-
 
 def _inside(a: torch.Tensor) -> float:
     """Share of the map's mass above its median that lies inside the square."""
