@@ -68,10 +68,12 @@ def ensure_demo_plate(
 
 
 def bundled_model_for(phenotype: str) -> Path:
-    """The bundled classifier of ``phenotype`` (the first named ``<phenotype>_*``)."""
+    """The bundled classifier of ``phenotype``: ``<phenotype>_vgg``, else the first ``<phenotype>_*``."""
     from napari_pcim.classifier import ClassifierError, bundled_models
 
     models = bundled_models()
+    if f"{phenotype}_vgg" in models:
+        return models[f"{phenotype}_vgg"]
     for name in sorted(models):
         if name.startswith(f"{phenotype}_") and "pixelcam" not in name:
             return models[name]

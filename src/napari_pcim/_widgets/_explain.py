@@ -540,11 +540,14 @@ def _run_plate(job: BatchJob, store: Path, progress: Any, should_stop: Any) -> B
 
 # -- helpers ---------------------------------------------------------------------------------
 def _map_limits(amap: np.ndarray) -> tuple[float, float]:
-    """Contrast limits: from 0 (or the minimum) to the 99.5th percentile of the map."""
+    """Contrast limits: 0 to the 99.5th percentile, so only positive evidence glows.
+
+    Maps with no positive value (all ≤ 0) fall back to their own minimum.
+    """
     finite = amap[np.isfinite(amap)]
     if finite.size == 0:
         return 0.0, 1.0
-    lo = min(0.0, float(finite.min()))
+    lo = 0.0 if finite.max() > 0 else float(finite.min())
     hi = float(np.percentile(finite, 99.5))
     if hi <= lo:
         hi = float(finite.max()) if finite.max() > lo else lo + 1.0

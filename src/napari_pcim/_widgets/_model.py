@@ -156,6 +156,9 @@ class ModelWidget(QWidget):
         self.device_box.addItems(devices)
         self.device_box.setCurrentText(current if current in devices else "auto")
         self.device_box.blockSignals(False)
+        index = self.model_box.findData(str(classifier.path))
+        if index >= 0:  # a bundled model: show its name in the dropdown
+            self.model_box.setCurrentIndex(index)
         self.session.set_classifier(classifier)
 
     def _load_failed(self, exc: BaseException) -> None:
