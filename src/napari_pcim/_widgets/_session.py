@@ -137,6 +137,7 @@ class Session:
         self.scores: dict[str, float] = {}  # well -> relevance mass inside the ground truth
         self.results: ResultStore | None = None  # the result store being browsed
         self._load_token = 0
+        self._loading: str | None = None  # the well being read, until its layers are shown
         self._load_worker: Any = None
 
     @property
@@ -221,6 +222,7 @@ class Session:
 
         self._load_token += 1
         token = self._load_token
+        self._loading = well
         worker = create_worker(
             _read_well, plate, well, field, _start_thread=False, _ignore_errors=True
         )
@@ -228,6 +230,7 @@ class Session:
         def _shown(result: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
             if token != self._load_token or self.plate is not plate:
                 return  # superseded by a newer click, or the plate changed meanwhile
+            self._loading = None
             self._show(well, field, *result)
             if on_done is not None:
                 on_done()
@@ -240,6 +243,9 @@ class Session:
 
     def _load_error(self, well: str, exc: BaseException) -> None:
         from napari.utils.notifications import show_error
+
+        if self._loading == well:
+            self._loading = None
 
         msg = f"could not load well {well}: {exc}"
         show_error(msg)
@@ -312,9 +318,15 @@ class Session:
             self._remove_layer(layer)
 
     def add_layer(self, well: str, layer: Layer) -> None:
-        """Attach an extra layer (an attribution map) to a shown well, aligned with it."""
+        """Attach an extra layer (an attribution map) to a shown well, aligned with it.
+
+        A layer whose well is about to be replaced (another unpinned well is loading) is
+        not attached: it stays in the viewer until deleted, so a result that arrives
+        while the user moves on is never dropped with its well.
+        """
         view = self.views.get(well)
-        if view is not None:
+        leaving = self._loading not in (None, well) and well not in self.pinned
+        if view is not None and not leaving:
             view.layers.append(layer)
             self._layout()
 
