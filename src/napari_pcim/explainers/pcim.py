@@ -10,9 +10,11 @@ weight per pixel channel, per image and per target class:
     m = β · H·W · σ                     mixing weights; Σ m = β·H·W, the fixed budget
     x̃ = m ⊙ x + (1 − m) ⊙ b             b: baseline (napari_pcim.perturb)
 
-With the default β = 1 the budget is the image itself: uniform weights (the start)
-give back x exactly, and learning moves weight from pixels that do not support the
-target to pixels that do (a pixel may be amplified past its own value).
+With β = 1 the budget is the image itself: uniform weights give back x exactly.
+The default β = 0.5 starts from half the evidence, so a confidently classified field
+is not saturated at the start (where log p has no gradient); learning moves weight from
+pixels that do not support the target to pixels that do (a pixel may be amplified past
+its own value).
 ``mixing="saturating"`` uses ``m = 1 − exp(−β·H·W·σ)`` instead (a keep-mask in [0, 1)).
 
 The classifier is frozen; only ``w`` learns (Adam), minimising
@@ -56,7 +58,7 @@ class PCIMOptions:
     steps: int = field(default=20, metadata={"help": "maximum optimisation steps (Adam)"})
     lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the mixing weights"})
     budget: float = field(
-        default=1.0,
+        default=0.5,
         metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image"},
     )
     mixing: str = field(
