@@ -170,13 +170,8 @@ def _make_plate(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    """Whole plates (``--all-wells``) go to the resumable batch runner, chosen wells to export."""
+    """Parse ``--set`` options; ``run_explain`` routes whole plates to the batch runner."""
     args.options = parse_options(args.options)
-    if args.all_wells:
-        return _resolve("napari_pcim.batch:run_plate_cli")(args)
-    if not args.wells:
-        raise ValueError("explain: give --wells B03,C05 or --all-wells")
-    args.fields = args.fields or "0"
     return _resolve("napari_pcim.explainers.cli:run_explain")(args)
 
 

@@ -124,22 +124,6 @@ def _is_done(store: Path, well: str, field_index: int) -> bool:
 # --------------------------------------------------------------------------- store
 
 
-def _ngff_axes(channel: bool = True) -> list[dict[str, str]]:
-    axes = [{"name": "c", "type": "channel"}] if channel else []
-    return axes + [{"name": "y", "type": "space", "unit": "micrometer"},
-                   {"name": "x", "type": "space", "unit": "micrometer"}]
-
-
-def _multiscales(name: str, scale_yx: Sequence[float], channel: bool = True) -> list[dict[str, Any]]:
-    scale = ([1.0] if channel else []) + [float(s) for s in scale_yx]
-    return [{
-        "version": "0.4",
-        "name": name,
-        "axes": _ngff_axes(channel),
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-    }]
-
-
 def _write_field_group(
     final: Path,
     maps: np.ndarray,
@@ -149,31 +133,14 @@ def _write_field_group(
     record: dict[str, Any],
 ) -> None:
     """Write one field (maps + labels + record) to a temp folder, then rename it to ``final``."""
-    import zarr
+    from napari_pcim.export import write_ome_zarr_image
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    scale = list(pixel_size) if pixel_size else [1.0, 1.0]
     try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        y, x = maps.shape[-2:]
-        group.create_array("0", data=maps.astype(np.float32), chunks=(1, min(y, 512), min(x, 512)))
-        group.attrs["multiscales"] = _multiscales(record["name"], scale)
-        group.attrs["omero"] = {"channels": [
-            {"label": n, "color": "FFFFFF", "active": True,
-             "window": {"start": 0.0, "end": float(np.nanmax(maps[i])) if maps[i].size else 1.0,
-                        "min": 0.0, "max": float(np.nanmax(maps[i])) if maps[i].size else 1.0}}
-            for i, n in enumerate(map_names)]}
-        if labels:
-            lg = group.require_group("labels")
-            lg.attrs["labels"] = list(labels)
-            for name, mask in labels.items():
-                sub = lg.require_group(name)
-                sub.create_array("0", data=np.asarray(mask), chunks=(min(y, 512), min(x, 512)))
-                sub.attrs["multiscales"] = _multiscales(name, scale, channel=False)
-                sub.attrs["image-label"] = {"version": "0.4", "source": {"image": "../../"}}
-        # The record goes last: a field folder with .zattrs is a complete field.
-        group.attrs[FORMAT_KEY] = record
+        # The record is stored under "napari_pcim": a renamed folder is a complete field.
+        write_ome_zarr_image(tmp, maps.astype(np.float32), map_names, labels,
+                             tuple(pixel_size) if pixel_size else None, record)
         if final.exists():  # a field written twice (e.g. a retried dask task): keep the first
             shutil.rmtree(tmp, ignore_errors=True)
             return
@@ -181,12 +148,6 @@ def _write_field_group(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _ensure_group(path: Path) -> None:
-    if not (path / ".zgroup").exists():
-        path.mkdir(parents=True, exist_ok=True)
-        (path / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
 
 
 def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dict[str, Any]:

@@ -110,8 +110,10 @@ def _ngff(axes: list[dict[str, str]], scale: list[float]) -> list[dict[str, Any]
     }]
 
 
-def _write_zarr(tmp: Path, image: np.ndarray, names: list[str], labels: dict[str, np.ndarray],
-                pixel_size: tuple[float, float] | None, metadata: dict[str, Any] | None) -> None:
+def write_ome_zarr_image(tmp: Path, image: np.ndarray, names: list[str], labels: dict[str, np.ndarray],
+                         pixel_size: tuple[float, float] | None, metadata: dict[str, Any] | None) -> None:
+    """One NGFF 0.4 image (C, Y, X float32 + ``labels`` group) at ``tmp``; ``metadata`` goes under
+    ``napari_pcim`` in its attributes. Not atomic by itself: callers write to a temporary path."""
     import zarr
 
     py, px = (float(pixel_size[0]), float(pixel_size[1])) if pixel_size is not None else (1.0, 1.0)
@@ -184,7 +186,7 @@ def write_annotated_field(
         if kind == "tiff":
             _write_tiff(target, image, names, labs, pixel_size, metadata)
         else:
-            _write_zarr(target, image, names, labs, pixel_size, metadata)
+            write_ome_zarr_image(target, image, names, labs, pixel_size, metadata)
         if path.is_dir():  # replacing an existing .ome.zarr folder: move it aside first
             old = tmp / ".old"
             os.replace(path, old)
