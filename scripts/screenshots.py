@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_pcim._demo import bundled_model_for, ensure_demo_plate, first_treated_well
-    from napari_pcim._widgets._session import get_session
+    from napari_pcim._napari.demo import bundled_model_for, ensure_demo_plate, first_treated_well
+    from napari_pcim._napari.widgets.session import get_session
 
     model = args.model or str(bundled_model_for("foci"))
     plate = args.plate or str(ensure_demo_plate("foci"))

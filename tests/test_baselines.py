@@ -1,4 +1,4 @@
-"""Tests of napari_pcim.baselines: captum methods on TorchScript models, checked against
+"""Tests of napari_pcim.explainers.captum_methods: captum methods on TorchScript models, checked against
 closed forms on a linear model, plus Grad-CAM's TorchScript refusal and input errors."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_pcim import baselines
-from napari_pcim.perturb import make_baseline
+from napari_pcim.explainers import captum_methods as baselines
+from napari_pcim.baseline_images import make_baseline
 
 
 class Linear(torch.nn.Module):

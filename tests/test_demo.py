@@ -48,7 +48,7 @@ def test_demo_screenshot(tmp_path):
     shot = tmp_path / "s.png"
     code = textwrap.dedent(f"""
         import sys
-        from napari_pcim._demo import run_demo
+        from napari_pcim._napari.demo import run_demo
         sys.exit(run_demo(screenshot={str(shot)!r}, plate={str(plate)!r}, model={str(model)!r},
                           options={{"steps": 10}}, timeout_s=120))
     """)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_pcim import metrics
-from napari_pcim.perturb import make_baseline
+from napari_pcim.baseline_images import make_baseline
 
 LOC = metrics._LOCALISATION_FUNCS
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_pcim.classifier import load_classifier
-from napari_pcim.pixelcam import (
+from napari_pcim.training.pixelcam_training import (
     IGNORE,
     PixelCAMConfig,
     PixelCAMNet,

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_pcim import synth
-from napari_pcim.plate import Plate, PlateError, ZarrPlateWriter, open_plate
+from napari_pcim.plate_io import Plate, PlateError, ZarrPlateWriter, open_plate
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_pcim import _reader, _sample_data, synth
+from napari_pcim import synth
+from napari_pcim._napari import reader as _reader
+from napari_pcim._napari import sample_data as _sample_data
 from napari_pcim.layers import field_layer_data
 
 EXPECTED_COLORMAPS = {"DAPI": "blue", "Actin": "green", "GFP": "magenta", "Brightfield": "gray"}
@@ -70,7 +72,7 @@ def test_reader_opens_generated_plates(tmp_path, layout):
     names = [kw["name"] for _, kw, _ in layers]
     assert names[:4] == [f"A01 · {c}" for c in synth.CHANNELS]
     assert set(names[4:]) == {"A01 · GT translocation", "A01 · nuclei", "A01 · cells"}
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
 
     assert np.array_equal(layers[0][0], open_plate(out).read_field("A01", 0)[0])
     assert layers[0][1]["scale"] == pytest.approx((0.65, 0.65))

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from napari_pcim.classifier import bundled_models, load_classifier
-from napari_pcim.models import ARCHITECTURES, build_model, count_macs
-from napari_pcim.train import EVAL_SEED, VAL_SEED_OFFSET, evaluate_classifier, train_classifier
+from napari_pcim.training.architectures import ARCHITECTURES, build_model, count_macs
+from napari_pcim.training.classifier_training import EVAL_SEED, VAL_SEED_OFFSET, evaluate_classifier, train_classifier
 
 BUNDLED = ("foci_vgg", "foci_resnet", "translocation_vgg", "worms_vgg")
 
@@ -85,7 +85,7 @@ def test_vgg_max_pool_variant():
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
-    from napari_pcim._cli import main
+    from napari_pcim.cli.main import main
 
     out = tmp_path / "cli.pt"
     argv = ["train", "--phenotype", "worms", "--out", str(out), "--n-train", "32", "--epochs", "1",
@@ -136,9 +136,9 @@ def test_bundled_model_accuracy_sanity(name):
 
 
 def test_training_from_a_plate(tmp_path):
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
     from napari_pcim.synth import make_plate
-    from napari_pcim.train import load_training_data
+    from napari_pcim.training.classifier_training import load_training_data
 
     plate_path = make_plate(tmp_path / "p.zarr", fields=1, size=64, phenotype="foci", seed=2)
     images, labels, channels = load_training_data(plate=plate_path, n=24, size=48, seed=0,

@@ -15,14 +15,14 @@ torch = pytest.importorskip("torch")
 
 from qtpy.QtCore import Qt
 
-from napari_pcim._widgets import (
+from napari_pcim._napari.widgets import (
     EvaluateWidget,
     ExplainWidget,
     ExportWidget,
     ModelWidget,
     PlateWidget,
 )
-from napari_pcim._widgets._session import KIND, get_session
+from napari_pcim._napari.widgets.session import KIND, get_session
 
 pytestmark = pytest.mark.gui
 
@@ -124,8 +124,8 @@ def _attribution_layers(viewer):
 def test_docked_widgets_load_clicked_wells_and_pin(ui, qtbot, plate_path, tmp_path):
     from bioio import BioImage
 
-    from napari_pcim._writer import write_layers
-    from napari_pcim.plate import open_plate
+    from napari_pcim._napari.writer import write_layers
+    from napari_pcim.plate_io import open_plate
 
     viewer, w = ui
     for name, cls in WIDGETS.items():

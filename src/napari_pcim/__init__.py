@@ -21,9 +21,9 @@ _LAZY = {
     "load_classifier": "napari_pcim.classifier",
     "Classifier": "napari_pcim.classifier",
     "ClassifierError": "napari_pcim.classifier",
-    "open_plate": "napari_pcim.plate",
-    "Plate": "napari_pcim.plate",
-    "PlateError": "napari_pcim.plate",
+    "open_plate": "napari_pcim.plate_io",
+    "Plate": "napari_pcim.plate_io",
+    "PlateError": "napari_pcim.plate_io",
     "make_plate": "napari_pcim.synth",
 }
 
@@ -32,7 +32,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from napari_pcim.classifier import Classifier, ClassifierError, load_classifier
     from napari_pcim.explainers import Attribution, Cancelled, explain
-    from napari_pcim.plate import Plate, PlateError, open_plate
+    from napari_pcim.plate_io import Plate, PlateError, open_plate
     from napari_pcim.synth import make_plate
 
 

@@ -218,7 +218,7 @@ def process_field(job: BatchJob, store: str, well: str, field_index: int,
     from napari_pcim.classifier import load_classifier
     from napari_pcim.explainers import explain
     from napari_pcim.metrics import evaluate_map
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
 
     plate = _cached("plate", str(job.plate), lambda: open_plate(job.plate))
     clf = _cached("model", f"{job.model}@{job.device}",
@@ -368,7 +368,7 @@ def run_plate(
     """Explain every planned field into ``store``; skip fields already done; return a report."""
     from napari_pcim.classifier import load_classifier
     from napari_pcim.explainers import Cancelled
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
 
     store = Path(store)
     plate = open_plate(job.plate)

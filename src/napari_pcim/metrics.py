@@ -351,7 +351,7 @@ def perturbation_curve(
     """
     import torch
 
-    from napari_pcim.perturb import make_baseline
+    from napari_pcim.baseline_images import make_baseline
 
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")

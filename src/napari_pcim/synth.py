@@ -521,7 +521,7 @@ def make_plate_map(
     ``POS`` (treated); columns between: compounds ``CPD-0001``..., a seeded
     ``hit_fraction`` of which are hits (treated). Outer rows/columns are edge wells.
     """
-    from napari_pcim.plate import PLATE_FORMATS, well_name
+    from napari_pcim.plate_io import PLATE_FORMATS, well_name
 
     if plate_format not in (96, 384):
         raise ValueError(f"plate_format must be 96 or 384, got {plate_format}")
@@ -570,7 +570,7 @@ def make_plate(
     renamed into place, so a failure never leaves a partial plate; an existing ``out``
     is refused unless ``overwrite=True``. ``progress(done, total)`` is called per field.
     """
-    from napari_pcim.plate import (
+    from napari_pcim.plate_io.plate import (
         PLATE_FORMATS,
         TiffPlateWriter,
         ZarrPlateWriter,

@@ -40,7 +40,7 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
         load_classifier(model)
         load_s = time.perf_counter() - t0
 
-        from napari_pcim.plate import open_plate
+        from napari_pcim.plate_io import open_plate
 
         chosen = open_plate(plate).wells[:wells]
 

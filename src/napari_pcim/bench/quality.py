@@ -175,7 +175,7 @@ def _attribution(
         with torch.inference_mode():
             return clf.module.localize(x)[0].double().cpu().numpy()
 
-    from napari_pcim.baselines import attribute_baseline
+    from napari_pcim.explainers.captum_methods import attribute_baseline
 
     x = clf.prepare(raw)[None]
     raw_zero = -torch.as_tensor(clf.meta.mean) / torch.as_tensor(clf.meta.std)
@@ -208,7 +208,7 @@ def baseline_check(
     def p(x: torch.Tensor) -> float:
         return float(torch.softmax(clf.field_logits(x), dim=1)[:, t].mean())
 
-    from napari_pcim.perturb import make_baseline
+    from napari_pcim.baseline_images import make_baseline
 
     with torch.inference_mode():
         x = clf.prepare(treated)
@@ -466,7 +466,7 @@ def run_quality(args: argparse.Namespace) -> int:
     result.notes[:0] = [
         *notes,
         "gradcam not run: the bundled classifiers are TorchScript, whose conv layers captum's "
-        "LayerGradCam cannot hook (see napari_pcim.baselines.gradcam_layer)",
+        "LayerGradCam cannot hook (see napari_pcim.explainers.captum_methods.gradcam_layer)",
     ]
     result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
     result.settings["command"] = (

@@ -38,7 +38,7 @@ def _classifier(device: torch.device) -> tuple[Any, str]:
     try:
         return load_classifier(bundled_model_path("foci_vgg"), device=device), "bundled foci_vgg"
     except ClassifierError:
-        from napari_pcim.models import build_model
+        from napari_pcim.training.architectures import build_model
 
         print("bench speed: bundled foci_vgg not found; using a freshly initialised VGG of the same architecture")
         torch.manual_seed(0)

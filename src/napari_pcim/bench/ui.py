@@ -75,9 +75,9 @@ def measure(
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
-    from napari_pcim._demo import first_treated_well
-    from napari_pcim._widgets._explain import worker_threads
-    from napari_pcim._widgets._session import get_session
+    from napari_pcim._napari.demo import first_treated_well
+    from napari_pcim._napari.widgets.explain import worker_threads
+    from napari_pcim._napari.widgets.session import get_session
     from napari_pcim.explainers import explain
 
     viewer = napari.Viewer(title="napari-pcim bench ui")
@@ -170,7 +170,7 @@ def run_ui(args: Any) -> int:
         "WAYLAND_DISPLAY"
     ):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from napari_pcim._demo import bundled_model_for, ensure_demo_plate
+    from napari_pcim._napari.demo import bundled_model_for, ensure_demo_plate
 
     model = getattr(args, "model", None) or bundled_model_for("foci")
     plate = getattr(args, "plate", None) or ensure_demo_plate("foci")

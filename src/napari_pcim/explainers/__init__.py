@@ -18,7 +18,7 @@ from napari_pcim.explainers.api import (
     method_defaults,
 )
 from napari_pcim.explainers.pcim import PCIMOptions, pcim_attribute
-from napari_pcim.explainers.pixelcam import PixelCAMOptions, pixelcam_attribute
+from napari_pcim.explainers.pixelcam_readout import PixelCAMOptions, pixelcam_attribute
 from napari_pcim.explainers.rise import RISEOptions, rise_attribute
 
 __all__ = [

@@ -27,10 +27,10 @@ from napari_pcim.classifier import Classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.explainers.pcim import PCIMOptions, check_differentiable, pcim_attribute
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
-from napari_pcim.explainers.pixelcam import PixelCAMOptions, check_localize, pixelcam_attribute
+from napari_pcim.explainers.pixelcam_readout import PixelCAMOptions, check_localize, pixelcam_attribute
 from napari_pcim.explainers.rise import GridMasks, RISEOptions, rise_attribute
-from napari_pcim.explainers.tiling import TilePlan
-from napari_pcim.perturb import make_baseline
+from napari_pcim.tiling import TilePlan
+from napari_pcim.baseline_images import make_baseline
 
 log = logging.getLogger(__name__)
 

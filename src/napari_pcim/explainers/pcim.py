@@ -8,7 +8,7 @@ weight per pixel channel, per image and per target class:
 
     σ = softmax(w / τ)                  over the H·W pixels (pixels compete)
     m = β · H·W · σ                     mixing weights; Σ m = β·H·W, the fixed budget
-    x̃ = m ⊙ x + (1 − m) ⊙ b             b: baseline (napari_pcim.perturb)
+    x̃ = m ⊙ x + (1 − m) ⊙ b             b: baseline (napari_pcim.baseline_images)
 
 With β = 1 the budget is the image itself: uniform weights give back x exactly.
 The default β = 0.5 starts from half the evidence, so a confidently classified field
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from napari_pcim.perturb import BASELINES, make_baseline
+from napari_pcim.baseline_images import BASELINES, make_baseline
 
 log = logging.getLogger(__name__)
 

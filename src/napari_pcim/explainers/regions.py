@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_pcim.perturb import gaussian_blur
+from napari_pcim.baseline_images import gaussian_blur
 
 
 def slic_labels(field: np.ndarray, n_segments: int = 200) -> np.ndarray:

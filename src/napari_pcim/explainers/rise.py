@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from napari_pcim.perturb import BASELINES, make_baseline
+from napari_pcim.baseline_images import BASELINES, make_baseline
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from napari_pcim.classifier import load_classifier, save_classifier
 from napari_pcim.devices import resolve_device
-from napari_pcim.models import build_model
+from napari_pcim.training.architectures import build_model
 
 CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
 CLASSES = ["control", "treated"]
@@ -54,7 +54,7 @@ Progress = Callable[[int, int], None]
 
 def _plate_crops(plate_path: str | Path, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``n`` random size×size crops of a plate's labelled fields, balanced over the two classes."""
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
 
     plate = open_plate(plate_path)
     by_class: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
@@ -326,7 +326,7 @@ def evaluate_classifier(
 def run_train(args: argparse.Namespace) -> int:
     """``napari-pcim train``: train and export (or, with ``--evaluate``, evaluate ``--out``)."""
     if getattr(args, "pixelcam", False):
-        from napari_pcim.pixelcam import run_train_pixelcam
+        from napari_pcim.training.pixelcam_training import run_train_pixelcam
 
         return run_train_pixelcam(args)
     if getattr(args, "evaluate", False):
@@ -377,6 +377,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from napari_pcim._cli import main
+    from napari_pcim.cli.main import main
 
     sys.exit(main(["train", *sys.argv[1:]]))

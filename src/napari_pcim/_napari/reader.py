@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from napari_pcim.layers import LayerDataTuple, field_layer_data
-from napari_pcim.plate import Plate, PlateError, open_plate
+from napari_pcim.plate_io import Plate, PlateError, open_plate
 
 ReaderFunction = Callable[[str | Sequence[str]], list[LayerDataTuple]]
 

@@ -370,7 +370,7 @@ def run_train_pixelcam(args: argparse.Namespace) -> int:
 
     With ``--evaluate``: evaluate the existing ``--out`` model on both imaging conditions.
     """
-    from napari_pcim.train import load_training_data
+    from napari_pcim.training.classifier_training import load_training_data
 
     if args.evaluate:
         rows = evaluate_pixelcam(args.out)

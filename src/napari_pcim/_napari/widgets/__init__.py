@@ -6,14 +6,14 @@
 - :class:`EvaluateWidget`: localisation metrics of a map against the ground truth;
 - :class:`ExportWidget`: write the current well's annotated layers to OME-TIFF/OME-Zarr.
 
-They share one per-viewer :class:`~napari_pcim._widgets._session.Session`, so the
+They share one per-viewer :class:`~napari_pcim._napari.widgets.session.Session`, so the
 Model widget sees the plate opened in the Plate widget, and so on.
 """
 
-from napari_pcim._widgets._evaluate import EvaluateWidget
-from napari_pcim._widgets._explain import ExplainWidget
-from napari_pcim._widgets._export import ExportWidget
-from napari_pcim._widgets._model import ModelWidget
-from napari_pcim._widgets._plate import PlateWidget
+from napari_pcim._napari.widgets.evaluate import EvaluateWidget
+from napari_pcim._napari.widgets.explain import ExplainWidget
+from napari_pcim._napari.widgets.export import ExportWidget
+from napari_pcim._napari.widgets.model import ModelWidget
+from napari_pcim._napari.widgets.plate import PlateWidget
 
 __all__ = ["EvaluateWidget", "ExplainWidget", "ExportWidget", "ModelWidget", "PlateWidget"]

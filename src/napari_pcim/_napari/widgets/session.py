@@ -1,7 +1,7 @@
 """The per-viewer session shared by the napari-pcim dock widgets.
 
 Each napari viewer gets one :class:`Session` (see :func:`get_session`). It holds
-what the widgets must agree on: the open :class:`~napari_pcim.plate.Plate`, the
+what the widgets must agree on: the open :class:`~napari_pcim.plate_io.Plate`, the
 current :class:`~napari_pcim.classifier.Classifier` and device, the current
 well/field, the pinned wells, the wells shown in the viewer with their raw data,
 the per-well predictions and scores found so far, and the whole-plate result store
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
-from napari_pcim._writer import KIND  # metadata key naming what a napari-pcim layer is
+from napari_pcim._napari.writer import KIND  # metadata key naming what a napari-pcim layer is
 from napari_pcim.layers import field_layer_data
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from napari.layers import Layer
 
     from napari_pcim.classifier import Classifier
-    from napari_pcim.plate import Plate
+    from napari_pcim.plate_io import Plate
 
 _GAP_FRACTION = 0.05  # gap between side-by-side wells, as a fraction of the field width
 

@@ -27,8 +27,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._widgets._session import KIND, get_session
-from napari_pcim._writer import export_layer_data
+from napari_pcim._napari.widgets.session import KIND, get_session
+from napari_pcim._napari.writer import export_layer_data
 
 if TYPE_CHECKING:
     import napari

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._widgets._session import get_session
+from napari_pcim._napari.widgets.session import get_session
 
 if TYPE_CHECKING:
     import napari

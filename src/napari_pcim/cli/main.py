@@ -35,7 +35,7 @@ def _add_make_plate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiff", action="store_true", help="write per-field TIFFs instead of OME-Zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    p.set_defaults(handler="napari_pcim._cli:_make_plate")
+    p.set_defaults(handler="napari_pcim.cli.main:_make_plate")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="generated training fields")
     p.add_argument("--device", default="auto")
     p.add_argument("--evaluate", action="store_true", help="evaluate OUT on held-out fields instead")
-    p.set_defaults(handler="napari_pcim._cli:_train")
+    p.set_defaults(handler="napari_pcim.cli.main:_train")
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +82,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=0, help="local dask workers (--all-wells)")
     p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
-    p.set_defaults(handler="napari_pcim._cli:_explain")
+    p.set_defaults(handler="napari_pcim.cli.main:_explain")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +128,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
-    p.set_defaults(handler="napari_pcim._demo:run_demo_cli")
+    p.set_defaults(handler="napari_pcim._napari.demo:run_demo_cli")
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, object]:
@@ -172,13 +172,13 @@ def _make_plate(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     """Parse ``--set`` options; ``run_explain`` routes whole plates to the batch runner."""
     args.options = parse_options(args.options)
-    return _resolve("napari_pcim.explainers.cli:run_explain")(args)
+    return _resolve("napari_pcim.cli.explain:run_explain")(args)
 
 
 def _train(args: argparse.Namespace) -> int:
     if args.pixelcam:
-        return _resolve("napari_pcim.pixelcam:run_train_pixelcam")(args)
-    return _resolve("napari_pcim.train:run_train")(args)
+        return _resolve("napari_pcim.training.pixelcam_training:run_train_pixelcam")(args)
+    return _resolve("napari_pcim.training.classifier_training:run_train")(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

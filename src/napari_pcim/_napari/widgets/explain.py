@@ -49,9 +49,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._widgets._options import OptionsForm
-from napari_pcim._widgets._qt import ProgressRelay
-from napari_pcim._widgets._session import KIND, ResultStore, field_label, get_session
+from napari_pcim._napari.widgets.options import OptionsForm
+from napari_pcim._napari.widgets.qt import ProgressRelay
+from napari_pcim._napari.widgets.session import KIND, ResultStore, field_label, get_session
 
 if TYPE_CHECKING:
     import napari
@@ -424,7 +424,7 @@ class ExplainWidget(QWidget):
 
     def store_path(self, job: BatchJob) -> Path:
         """Where ``job`` writes: the chosen folder, else one per plate/method/job in the cache."""
-        from napari_pcim._demo import cache_dir
+        from napari_pcim._napari.demo import cache_dir
 
         chosen = self.store_edit.text().strip()
         if chosen:

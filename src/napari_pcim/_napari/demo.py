@@ -110,7 +110,7 @@ def run_demo(
     import napari
     from qtpy.QtCore import QTimer
 
-    from napari_pcim._widgets._session import get_session
+    from napari_pcim._napari.widgets.session import get_session
 
     viewer = napari.Viewer(title="napari-pcim demo")
     widgets = {

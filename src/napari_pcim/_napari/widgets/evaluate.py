@@ -26,8 +26,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._widgets._session import layer_kind
-from napari_pcim._writer import metrics_csv
+from napari_pcim._napari.widgets.session import layer_kind
+from napari_pcim._napari.writer import metrics_csv
 
 if TYPE_CHECKING:
     import napari

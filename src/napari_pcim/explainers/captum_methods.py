@@ -26,7 +26,7 @@ absolute value by definition; the others keep their sign). Occlusion and
 feature ablation perturb all channels of a pixel together and captum copies
 that joint effect to every channel, so one copy (the channel mean) is the
 total; Grad-CAM has a single channel. The metrics' normalisation then keeps
-the positive part. ``baseline`` names a :func:`napari_pcim.perturb.make_baseline`
+the positive part. ``baseline`` names a :func:`napari_pcim.baseline_images.make_baseline`
 kind, so "removed" means the same as in PCIM, RISE and the fidelity metrics.
 """
 
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_pcim.perturb import make_baseline
+from napari_pcim.baseline_images import make_baseline
 
 #: Methods and their default options (``attribute_baseline(name, ..., **options)``).
 BASELINE_METHODS: dict[str, dict[str, Any]] = {
@@ -85,7 +85,7 @@ def gradcam_layer(model: Any) -> torch.nn.Module:
         raise BaselineError(
             "Grad-CAM needs a plain torch.nn.Module: TorchScript modules run their compiled "
             "graph, so forward hooks on their conv layers never fire and captum's LayerGradCam "
-            "cannot see the activations. Pass the Python model (e.g. from napari_pcim.models) "
+            "cannot see the activations. Pass the Python model (e.g. from napari_pcim.training.architectures) "
             "or use PCIM, RISE or the other baselines"
         )
     if not isinstance(model, torch.nn.Module):

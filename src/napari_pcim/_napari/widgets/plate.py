@@ -2,10 +2,10 @@
 
 Top to bottom: open buttons (a plate folder, a single file, or the demo plate,
 generated once into the user cache dir), a one-line plate summary, the
-clickable :class:`~napari_pcim._widgets._well_map.WellMap`, a legend, and a row
+clickable :class:`~napari_pcim._napari.widgets.well_map.WellMap`, a legend, and a row
 with the field selector, the pin toggle and the "colour wells by" choice.
 Clicking a well (or using the arrow keys on the map) loads it through the
-shared :class:`~napari_pcim._widgets._session.Session`.
+shared :class:`~napari_pcim._napari.widgets.session.Session`.
 
 "Open results…" opens a whole-plate result store (written by "Explain plate" or
 ``napari-pcim explain PLATE --all-wells --out RESULT.zarr``): its records colour the
@@ -29,16 +29,16 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._widgets._explain import _map_limits
-from napari_pcim._widgets._qt import ProgressRelay
-from napari_pcim._widgets._session import KIND, ResultStore, field_label, get_session
-from napari_pcim._widgets._well_map import WellMap
+from napari_pcim._napari.widgets.explain import _map_limits
+from napari_pcim._napari.widgets.qt import ProgressRelay
+from napari_pcim._napari.widgets.session import KIND, ResultStore, field_label, get_session
+from napari_pcim._napari.widgets.well_map import WellMap
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
-    from napari_pcim.plate import Plate
+    from napari_pcim.plate_io import Plate
 
 LEGEND_ENTRIES = 5  # conditions named under the well map; the tooltip names every well's
 COLOR_MODES = ("condition", "prediction", "attribution in GT")
@@ -139,7 +139,7 @@ class PlateWidget(QWidget):
 
     def open_plate(self, path: str | Path) -> Plate | None:
         """Open ``path`` as the session's plate; errors are shown, not raised."""
-        from napari_pcim.plate import PlateError, open_plate
+        from napari_pcim.plate_io import PlateError, open_plate
 
         try:
             plate = open_plate(path)
@@ -176,7 +176,7 @@ class PlateWidget(QWidget):
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
-        from napari_pcim._demo import demo_plate_path, ensure_demo_plate
+        from napari_pcim._napari.demo import demo_plate_path, ensure_demo_plate
 
         path = demo_plate_path(phenotype)
         if path.exists():

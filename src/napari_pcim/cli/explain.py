@@ -53,7 +53,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from napari_pcim.classifier import load_classifier, resolve_model_path
     from napari_pcim.explainers import METHOD_LABELS, explain
     from napari_pcim.export import write_annotated_field
-    from napari_pcim.plate import open_plate
+    from napari_pcim.plate_io import open_plate
 
     plate = open_plate(args.plate)
     wells = [w.strip().upper() for w in args.wells.split(",") if w.strip()]

@@ -1,6 +1,6 @@
 """PixelCAM read-out: the foreground probability of a model's own pixel head.
 
-A PixelCAM classifier (see :mod:`napari_pcim.pixelcam`) carries a ``localize`` method
+A PixelCAM classifier (see :mod:`napari_pcim.training.pixelcam_training`) carries a ``localize`` method
 that maps normalised tiles (B, C, h, w) to foreground probabilities (B, h, w). The map
 localises the phenotype ("foreground"), whatever the target class, so every target of
 a field gets the same map. Only classifiers whose metadata says ``has_localize`` qualify.
