@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_pcim._napari.demo import bundled_model_for, ensure_demo_plate, first_treated_well
+    from napari_pcim._napari.demo import bundled_model_for, first_treated_well
     from napari_pcim._napari.widgets.session import get_session
+    from napari_pcim.cache import ensure_demo_plate
+    from napari_pcim.layers import KIND
 
     model = args.model or str(bundled_model_for("foci"))
     plate = args.plate or str(ensure_demo_plate("foci"))
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     explain.set_method("pcim")
     explain.run()
     _wait(app, lambda: explain.worker is None, 600, "PCIM")
-    maps = [layer for layer in viewer.layers if layer.metadata.get("pcim_kind") == "attribution"]
+    maps = [layer for layer in viewer.layers if layer.metadata.get(KIND) == "attribution"]
     if not maps:
         print(f"PCIM failed: {explain.status.text()}", file=sys.stderr)
         return 1
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     for layer in viewer.layers:
         if layer.name.endswith(("nuclei", "cells")):
             layer.visible = False
-    gt = next(layer for layer in viewer.layers if "GT" in layer.name)
+    gt = next(layer for layer in viewer.layers
+              if layer.metadata.get("napari_pcim", {}).get("kind") == "gt")
     gt.contour = 1
     viewer.layers.selection.active = maps[0]
     app.processEvents()
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     column = [wl for wl in session.plate.wells if wl.endswith(well[1:])]
     explain.set_method("rise")
     explain.form().set_values(n_masks=200)
-    explain.explain_plate(column)
+    explain.plate_panel.explain_plate(column)
     _wait(app, lambda: explain.worker is None, 900, "Explain plate")
     w["Plate"].color_by.setCurrentText("prediction")
     app.processEvents()

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_pcim.batch import BatchJob, StoreMismatchError, run_plate
-from napari_pcim.classifier import save_classifier
+from napari_pcim import atomic
+from napari_pcim.batch import BatchJob, ResultStore, StoreMismatchError, run_plate
+from napari_pcim.classifier import load_classifier, save_classifier
+from napari_pcim.plate_io import open_plate
 from napari_pcim.synth import make_plate
-
-CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
+from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES
 
 
 class MarkerMean(torch.nn.Module):
@@ -25,14 +26,25 @@ class MarkerMean(torch.nn.Module):
         return torch.stack([-centre, centre], dim=1)
 
 
+class MarkerMeanFlipped(torch.nn.Module):
+    """MarkerMean with the two logits swapped: a different model with the same contract."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        centre = x[:, 2, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(dim=(1, 2))
+        return torch.stack([centre, -centre], dim=1)
+
+
+META = {"channels": list(DEMO_CHANNELS), "input_size": [64, 64],
+        "normalization": {"mean": [500.0] * 4, "std": [500.0] * 4},
+        "classes": list(DEMO_CLASSES), "field_mode": "resize", "arch": "test-marker-mean"}
+
+
 @pytest.fixture(scope="module")
 def plate_and_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     plate = make_plate(root / "plate.zarr", plate_format=96, fields=2, size=64, phenotype="foci", seed=3)
-    meta = {"channels": CHANNELS, "input_size": [64, 64],
-            "normalization": {"mean": [500.0] * 4, "std": [500.0] * 4},
-            "classes": ["control", "treated"], "field_mode": "resize", "arch": "test-marker-mean"}
-    model = save_classifier(torch.jit.script(MarkerMean()), meta, root / "marker.pt")
+    model = save_classifier(torch.jit.script(MarkerMean()), META, root / "marker.pt")
     return plate, model
 
 
@@ -65,7 +77,8 @@ def test_store_layout_csv_and_resume(plate_and_model, tmp_path):
 
     first = run_plate(_job(plate, model), store, should_stop=stop_after_two_fields)
     assert first.interrupted and len(first.done) == 2 and len(first.missing) == 4
-    assert not list(store.rglob(".tmp-*")), "an interrupted run leaves no half-written field"
+    assert not [p for p in store.rglob("*") if atomic.is_temp_name(p.name)], \
+        "an interrupted run leaves no half-written field"
 
     second = run_plate(_job(plate, model), store)
     assert not second.interrupted
@@ -132,7 +145,63 @@ def test_read_store_meta_and_field_maps(plate_and_model, tmp_path):
     np.testing.assert_array_equal(maps, zarr.open_group(str(store / "C" / "5" / "1"), mode="r")["0"][:])
     assert names == ["RISE · control", "RISE · treated"] and maps.shape[0] == 2
     assert record == read_records(store)[0] and record["well"] == "C05" and record["field"] == 1
-    with pytest.raises(KeyError, match="C05 field 1"):
+    with pytest.raises(KeyError, match="C05 f0"):
         read_field_maps(store, "C05", 0)
     with pytest.raises(ValueError, match="not a napari-pcim result store"):
         read_store_meta(tmp_path)
+
+
+def test_result_store_reader(plate_and_model, tmp_path):
+    plate, model = plate_and_model
+    store = tmp_path / "result.zarr"
+    run_plate(_job(plate, model, wells=["B03", "C05"], fields=[0, 1]), store)
+    opened = ResultStore.open(store)
+    assert opened.path == store and opened.meta["method"] == "rise"
+    assert opened.classes == list(DEMO_CLASSES)
+    assert [(r["well"], r["field"]) for r in opened.records] == [("B03", 0), ("B03", 1), ("C05", 0), ("C05", 1)]
+    assert opened.record("C05", 1)["name"] == "C05 f1" and opened.record("C05", 2) is None
+    probs, mass = opened.per_well()
+    np.testing.assert_allclose(probs["B03"], np.mean(
+        [[r["p_control"], r["p_treated"]] for r in opened.records if r["well"] == "B03"], axis=0))
+    assert set(mass) == {"C05"}  # only fields with ground truth are scored
+    with pytest.raises(ValueError, match="not a napari-pcim result store"):
+        ResultStore.open(tmp_path)
+
+
+def test_retrained_model_at_the_same_path_is_used(plate_and_model, tmp_path):
+    """A model overwritten at the same path is computed with its new weights, not a cached copy."""
+    plate, _ = plate_and_model
+    path = save_classifier(torch.jit.script(MarkerMean()), META, tmp_path / "model.pt")
+    job = dict(wells=["C05"], fields=[0])
+    run_plate(_job(plate, path, **job), tmp_path / "first.zarr")
+    save_classifier(torch.jit.script(MarkerMeanFlipped()), META, path)
+    run_plate(_job(plate, path, **job), tmp_path / "second.zarr")
+
+    from napari_pcim.batch import read_field_maps
+
+    maps1, _, rec1 = read_field_maps(tmp_path / "first.zarr", "C05", 0)
+    maps2, _, rec2 = read_field_maps(tmp_path / "second.zarr", "C05", 0)
+    assert abs(rec1["p_treated"] - 0.5) > 0.05  # the two models disagree on this field
+    assert rec2["p_control"] == pytest.approx(rec1["p_treated"]) and rec2["predicted"] != rec1["predicted"]
+    np.testing.assert_allclose(maps2[::-1], maps1, rtol=1e-5, atol=1e-6)  # the classes swapped
+    sha = [json.loads((tmp_path / f / ".zattrs").read_text())["napari_pcim"]["model_sha256"]
+           for f in ("first.zarr", "second.zarr")]
+    assert sha[0] != sha[1]
+
+
+def test_run_plate_uses_the_plate_and_classifier_it_is_given(plate_and_model, tmp_path):
+    """The GUI hands in its open plate and loaded classifier; they win over the job's paths."""
+    plate, model = plate_and_model
+    flipped = save_classifier(torch.jit.script(MarkerMeanFlipped()), META, tmp_path / "flipped.pt")
+    held = load_classifier(flipped)
+    store = tmp_path / "result.zarr"
+    report = run_plate(_job(plate, model, wells=["C05"], fields=[0]), store,
+                       plate=open_plate(plate), classifier=held)
+    assert report.done == [("C05", 0)]
+    meta = json.loads((store / ".zattrs").read_text())["napari_pcim"]
+    assert meta["model"] == str(flipped) and meta["model_sha256"] == held.sha256
+    (record,) = ResultStore.open(store).records
+    opened = open_plate(plate)
+    expected = held.predict_proba(opened.read_field("C05", 0), plate_channels=opened.channel_names)[0]
+    assert [record["p_control"], record["p_treated"]] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert abs(expected[1] - 0.5) > 0.05  # and the job's own model would have said otherwise

@@ -20,9 +20,9 @@ from napari_pcim.classifier import (
     load_classifier,
     read_metadata,
     save_classifier,
-    tile_starts,
 )
 from napari_pcim.devices import DeviceError, available_devices, resolve_device
+from napari_pcim.tiling import tile_starts
 
 CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
 SIZE = 16

@@ -11,7 +11,14 @@ import torch
 from known_answer import S, X0, Y0, SquareMarker
 
 from napari_pcim.classifier import load_classifier, save_classifier
-from napari_pcim.explainers import METHOD_OPTIONS, METHODS, Attribution, Cancelled, explain
+from napari_pcim.explainers import (
+    COMPARISON_METHODS,
+    METHOD_OPTIONS,
+    METHODS,
+    Attribution,
+    Cancelled,
+    explain,
+)
 
 CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
 class MarkerAnywhere(torch.nn.Module):
@@ -63,7 +70,8 @@ def _inside(a: np.ndarray, y: int, x: int, s: int) -> float:
 
 
 def test_exports_and_defaults():
-    assert set(METHODS) == {"pcim", "rise", "pixelcam"} and set(METHOD_OPTIONS) == set(METHODS)
+    assert METHODS == ("pcim", "rise", "pixelcam")
+    assert set(METHOD_OPTIONS) == set(METHODS) | set(COMPARISON_METHODS)
     for cls in METHOD_OPTIONS.values():
         for f in cls.__dataclass_fields__.values():
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} lacks a help string"
@@ -173,6 +181,8 @@ def test_bad_inputs(square_clf, tmp_path):
     with pytest.raises(ValueError, match="out of range"):
         explain(square_clf, f, target=5)
     with pytest.raises(ValueError, match="unknown method"):
+        explain(square_clf, f, method="lime")
+    with pytest.raises(ValueError, match="Grad-CAM needs a plain torch.nn.Module"):
         explain(square_clf, f, method="gradcam")
     with pytest.raises(ValueError, match=r"unknown pcim option\(s\) \['n_masks'\]"):
         explain(square_clf, f, method="pcim", n_masks=10)

@@ -20,18 +20,6 @@ def _manifest() -> dict:
     return yaml.safe_load(MANIFEST.read_text())
 
 
-def test_import_is_light():
-    """``import napari_pcim`` must not pull torch, Qt or napari (checked in a fresh process)."""
-    code = (
-        "import sys, napari_pcim\n"
-        "heavy = [m for m in ('torch', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'napari')"
-        " if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"import napari_pcim imported: {out.stdout.strip()}"
-
-
 def test_lazy_public_api_resolves():
     import napari_pcim
 

@@ -8,6 +8,7 @@ import torch
 from known_answer import S, X0, Y0, SquareMarker
 from known_answer import known_answer_field as _field
 
+from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.pcim import PCIMOptions, check_differentiable, pcim_attribute
 
 class Detached(torch.nn.Module):
@@ -80,6 +81,6 @@ def test_gradient_check() -> None:
 
 def test_bad_options() -> None:
     with pytest.raises(ValueError, match="budget"):
-        PCIMOptions(budget=0).validate()
+        validate_options(PCIMOptions(budget=0), "PCIM")
     with pytest.raises(ValueError, match="baseline"):
-        PCIMOptions(baseline="noise").validate()
+        validate_options(PCIMOptions(baseline="noise"), "PCIM")

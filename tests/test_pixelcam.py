@@ -128,3 +128,17 @@ def test_split_pixel_head_equals_a_1x1_conv_over_the_upsampled_hypercolumn():
         expected = net.pixel_out(torch.relu(hidden))
         _, got = net.both(x)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_cli_trains_a_pixelcam_model(tmp_path, capsys):
+    from napari_pcim.cli.main import main
+
+    out = tmp_path / "pc.pt"
+    argv = ["train", "--pixelcam", "--out", str(out), "--n-train", "16", "--epochs", "1",
+            "--device", "cpu", "--seed", "2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "pixelcam epochs" in err and "2/2" in err and f"wrote {out}" in err
+    clf = load_classifier(out)
+    assert clf.meta.has_localize and clf.meta.extra["training"]["n_train"] == 16
+    assert clf.meta.extra["training"]["seed"] == 2 and len(clf.meta.extra["history"]["stage1_ce"]) == 1

@@ -9,6 +9,7 @@ import torch
 from known_answer import S, X0, Y0, SquareMarker
 from known_answer import known_answer_field as _field
 
+from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
 from napari_pcim.explainers.rise import MASK_CHUNK, GridMasks, RISEOptions, rise_attribute
 
@@ -24,25 +25,26 @@ def model() -> torch.jit.ScriptModule:
 
 
 def test_known_answer_mass_inside_square(model) -> None:
-    a = rise_attribute(model, _field(), torch.tensor([[1]]), n_masks=2000, seed=0)[0, 0]
+    a = rise_attribute(model, _field(), torch.tensor([[1]]), options=RISEOptions(n_masks=2000))[0, 0]
     assert _inside(a) > 0.5 and _inside(a) > 3 * S * S / 64**2
 
 
 def test_seeded_reproducible_and_batch_independent(model) -> None:
     x, t = _field(), torch.tensor([[1]])
-    a = rise_attribute(model, x, t, n_masks=150, seed=3, batch_size=64)
-    b = rise_attribute(model, x, t, n_masks=150, seed=3, batch_size=7)
-    c = rise_attribute(model, x, t, n_masks=150, seed=4)
+    a = rise_attribute(model, x, t, options=RISEOptions(n_masks=150, batch_size=64), seed=3)
+    b = rise_attribute(model, x, t, options=RISEOptions(n_masks=150, batch_size=7), seed=3)
+    c = rise_attribute(model, x, t, options=RISEOptions(n_masks=150), seed=4)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert torch.equal(a, rise_attribute(model, x, t, n_masks=150, seed=3, batch_size=64))
+    again = rise_attribute(model, x, t, options=RISEOptions(n_masks=150, batch_size=64), seed=3)
+    assert torch.equal(a, again)
     assert not torch.allclose(a, c)
 
 
 def test_centering_only_shifts_by_mean_score(model) -> None:
     """Centred map = the paper's map − s̄ · Σ M / (N p); with equal masks the gap is the mean score."""
     x, t = _field(), torch.tensor([[1]])
-    raw = rise_attribute(model, x, t, n_masks=200, seed=1, center=False)[0, 0]
-    cen = rise_attribute(model, x, t, n_masks=200, seed=1, center=True)[0, 0]
+    raw = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=False), seed=1)[0, 0]
+    cen = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=True), seed=1)[0, 0]
     masks = GridMasks((64, 64), 8, 0.5, torch.Generator().manual_seed(1), torch.device("cpu"))
     msum = torch.cat([masks(MASK_CHUNK) for _ in range(3)] + [masks(8)])[:, 0].sum(0)
     shift = (raw - cen) / (msum / (200 * 0.5))
@@ -58,7 +60,8 @@ def test_masks_are_drawn_in_bounded_chunks(model) -> None:
         sizes.append(n)
         return grid(n)
 
-    rise_attribute(model, _field(), torch.tensor([[1]]), n_masks=300, masks=source)
+    rise_attribute(model, _field(), torch.tensor([[1]]), options=RISEOptions(n_masks=300),
+                   masks=source)
     assert sum(sizes) == 300 and max(sizes) <= MASK_CHUNK
 
 
@@ -78,7 +81,7 @@ def test_region_masks_follow_labels(model) -> None:
     assert m.shape == (32, 1, 64, 64)
     # unblurred: constant on each region
     assert torch.all(m[:, 0, Y0 : Y0 + S, X0 : X0 + S] == m[:, 0, Y0 : Y0 + 1, X0 : X0 + 1])
-    a = rise_attribute(model, _field(), torch.tensor([[1]]), n_masks=200,
+    a = rise_attribute(model, _field(), torch.tensor([[1]]), options=RISEOptions(n_masks=200),
                        masks=RegionMasks(labels, 0.5, 1.0, torch.Generator().manual_seed(0)))[0, 0]
     assert _inside(a) > 0.8
 
@@ -92,6 +95,20 @@ def test_slic_labels() -> None:
 
 def test_bad_options() -> None:
     with pytest.raises(ValueError, match="p=1.5"):
-        RISEOptions(p=1.5).validate()
+        validate_options(RISEOptions(p=1.5), "RISE")
+    with pytest.raises(ValueError, match="p=1"):
+        validate_options(RISEOptions(p=1.0), "RISE")  # p < 1: keeping every cell explains nothing
     with pytest.raises(ValueError, match="needs regions"):
-        RISEOptions(segmentation="labels").validate()
+        validate_options(RISEOptions(segmentation="labels"), "RISE")
+    with pytest.raises(ValueError, match="needs masks"):
+        rise_attribute(lambda x: x.mean(dim=(2, 3))[:, :2], _field(), torch.tensor([[1]]),
+                       options=RISEOptions(segmentation="slic"))
+
+
+def test_low_level_defaults_are_the_options_defaults(model) -> None:
+    """rise_attribute without options runs RISEOptions() (e.g. centred), not defaults of its own."""
+    x, t = _field(), torch.tensor([[1]])
+    default = rise_attribute(model, x, t, seed=2)
+    same = rise_attribute(model, x, t, options=RISEOptions(center=RISEOptions().center), seed=2)
+    flipped = rise_attribute(model, x, t, options=RISEOptions(center=not RISEOptions().center), seed=2)
+    assert torch.equal(default, same) and not torch.allclose(default, flipped)

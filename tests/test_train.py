@@ -16,6 +16,7 @@ import torch
 from napari_pcim.classifier import bundled_models, load_classifier
 from napari_pcim.training.architectures import ARCHITECTURES, build_model, count_macs
 from napari_pcim.training.classifier_training import EVAL_SEED, VAL_SEED_OFFSET, evaluate_classifier, train_classifier
+from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES
 
 BUNDLED = ("foci_vgg", "foci_resnet", "translocation_vgg", "worms_vgg")
 
@@ -34,13 +35,13 @@ def weights(path) -> dict[str, torch.Tensor]:
 def test_tiny_training_exports_loadable_model(tmp_path):
     calls = []
     metrics = tiny_run(tmp_path / "m.pt", progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (3, 3)  # 48 fields / batch 16 = 3 steps
+    assert calls == [(1, 3), (2, 3), (3, 3)]  # 48 fields / batch 16 = 3 steps
     assert 0.0 <= metrics["val_accuracy"] <= 1.0 and metrics["n_val"] == 8
-    clf = load_classifier(tmp_path / "m.pt", channels=["DAPI", "Actin", "GFP", "Brightfield"])
+    clf = load_classifier(tmp_path / "m.pt", channels=DEMO_CHANNELS)
     meta = clf.meta
     assert meta.input_size == (48, 48) and meta.field_mode == "tile" and meta.tile_overlap == 12
-    assert meta.classes == ["control", "treated"]
-    assert meta.channels == ["DAPI", "Actin", "GFP", "Brightfield"]
+    assert meta.classes == list(DEMO_CLASSES)
+    assert meta.channels == list(DEMO_CHANNELS)
     assert meta.extra["phenotype"] == "foci" and meta.extra["training"]["seed"] == 0
     assert all(s > 0 for s in meta.std)
     # a 100×90 field goes through the tile mean
@@ -57,9 +58,10 @@ def test_training_is_reproducible(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_resnet_trains_and_exports(tmp_path):
+def test_resnet_trains_and_exports(tmp_path, capsys):
     tiny_run(tmp_path / "r.pt", arch="resnet")
     assert load_classifier(tmp_path / "r.pt").meta.arch == "resnet"
+    assert capsys.readouterr().err == ""  # the core draws no progress bar; the CLI does
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -91,7 +93,9 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     argv = ["train", "--phenotype", "worms", "--out", str(out), "--n-train", "32", "--epochs", "1",
             "--device", "cpu", "--seed", "1"]
     assert main(argv) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["phenotype"] == "worms"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["phenotype"] == "worms"
+    assert "train worms/vgg" in captured.err and "1/1" in captured.err  # the console progress bar
     assert load_classifier(out).meta.extra["phenotype"] == "worms"
     assert main(["train", "--evaluate", "--phenotype", "worms", "--out", str(out), "--n-train", "4"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -138,7 +142,7 @@ def test_bundled_model_accuracy_sanity(name):
 def test_training_from_a_plate(tmp_path):
     from napari_pcim.plate_io import open_plate
     from napari_pcim.synth import make_plate
-    from napari_pcim.training.classifier_training import load_training_data
+    from napari_pcim.training.data import load_training_data
 
     plate_path = make_plate(tmp_path / "p.zarr", fields=1, size=64, phenotype="foci", seed=2)
     images, labels, channels = load_training_data(plate=plate_path, n=24, size=48, seed=0,

@@ -22,7 +22,8 @@ from napari_pcim._napari.widgets import (
     ModelWidget,
     PlateWidget,
 )
-from napari_pcim._napari.widgets.session import KIND, get_session
+from napari_pcim._napari.widgets.session import get_session
+from napari_pcim.layers import KIND
 
 pytestmark = pytest.mark.gui
 
@@ -212,7 +213,7 @@ def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
     dapi = viewer.layers["B03 · DAPI"]
     for layer, method, label in zip(maps, ("pcim", "rise"), ("PCIM", "RISE")):
         meta = layer.metadata
-        assert layer.name == f"{label} · {meta['target']} · B03 f1"
+        assert layer.name == f"{label} · {meta['target']} · B03 f0"
         assert meta["method"] == method and meta["well"] == "B03" and meta["field"] == 0
         assert meta["model_sha256"] == session.classifier.sha256
         assert set(meta["probabilities"]) == {"control", "treated"}
@@ -222,7 +223,7 @@ def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
         assert layer.colormap.name in ("inferno", "magma")
     assert maps[0].metadata["options"]["steps"] == 10
     assert maps[1].metadata["options"]["n_masks"] == 64
-    top = viewer.layers[f"PCIM top 5% · {maps[0].metadata['target']} · B03 f1"]
+    top = viewer.layers[f"PCIM top 5% · {maps[0].metadata['target']} · B03 f0"]
     assert 0 < top.data.mean() <= 0.06
 
     # Evaluate: metrics of the map against the ground truth, as a table and CSV
@@ -284,7 +285,7 @@ def test_cancel_then_switch_wells_mid_run(ui, qtbot, plate_path, model_path):
     qtbot.waitUntil(lambda: explain.worker is None and get_session(viewer).well == "C07",
                     timeout=WAIT_MS)
     (layer,) = _attribution_layers(viewer)
-    assert layer.name.endswith("· B03 f1") and layer.metadata["well"] == "B03"
+    assert layer.name.endswith("· B03 f0") and layer.metadata["well"] == "B03"
 
 
 def test_explain_plate_writes_resumable_store_then_browse_it(
@@ -299,23 +300,27 @@ def test_explain_plate_writes_resumable_store_then_browse_it(
     viewer, w = ui
     _open(ui, qtbot, small_plate, model_path)
     explain, plate_widget = w["Explain"], w["Plate"]
+    panel = explain.plate_panel
     session = get_session(viewer)
     explain.set_method("rise")
     explain.form().set_values(n_masks=16, batch_size=16)
+    # the plate job carries exactly the options a single-field Run would pass
+    options = explain.current_options()
+    assert options["n_masks"] == 16 and panel.plate_job(["B03"]).options == options
 
     # the default store sits in the cache dir, one per plate and job, stable across calls
     monkeypatch.setenv("NAPARI_PCIM_CACHE", str(tmp_path / "cache"))
-    default = explain.store_path(explain.plate_job(["B03"]))
+    default = panel.store_path(panel.plate_job(["B03"]))
     assert default.parent == tmp_path / "cache" / "results" and "s-rise-" in default.name
-    assert explain.store_path(explain.plate_job(["A01"])) == default
+    assert panel.store_path(panel.plate_job(["A01"])) == default
     explain.seed_box.setValue(5)
-    assert explain.store_path(explain.plate_job(["B03"])) != default
+    assert panel.store_path(panel.plate_job(["B03"])) != default
     explain.seed_box.setValue(0)
 
     store = tmp_path / "run.zarr"
-    explain.store_edit.setText(str(store))
+    panel.store_edit.setText(str(store))
     wells = ["A01", "A11", "B03"]
-    assert explain.explain_plate(wells) is not None, explain.status.text()
+    assert panel.explain_plate(wells) is not None, explain.status.text()
     qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
     records = {r["well"]: r for r in read_records(store)}
     assert set(records) == set(wells), explain.status.text()
@@ -335,7 +340,7 @@ def test_explain_plate_writes_resumable_store_then_browse_it(
     # a rerun with one more well resumes: done fields are skipped, not rewritten
     done_file = store / "A" / "1" / "0" / ".zattrs"
     stamp = done_file.stat().st_mtime_ns
-    assert explain.explain_plate([*wells, "C07"]) is not None
+    assert panel.explain_plate([*wells, "C07"]) is not None
     qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
     assert "1 fields now, 3 from an earlier run" in explain.status.text()
     assert done_file.stat().st_mtime_ns == stamp
@@ -353,7 +358,7 @@ def test_explain_plate_writes_resumable_store_then_browse_it(
     qtbot.waitUntil(lambda: session.well == "A11", timeout=WAIT_MS)
     (layer,) = _attribution_layers(viewer)
     target = records["A11"]["targets"][0]
-    assert layer.name == f"RISE · {target} · A11 f1"
+    assert layer.name == f"RISE · {target} · A11 f0"
     stored = zarr.open_group(str(store / "A" / "11" / "0"), mode="r")["0"]
     np.testing.assert_array_equal(layer.data, stored[0])
     assert layer.colormap.name == "inferno"
@@ -366,5 +371,5 @@ def test_explain_plate_writes_resumable_store_then_browse_it(
     qtbot.mouseClick(wm, Qt.MouseButton.LeftButton, pos=wm.well_center("B03"))
     qtbot.waitUntil(lambda: session.well == "B03", timeout=WAIT_MS)
     assert [lay.name for lay in _attribution_layers(viewer)] == [
-        f"RISE · {records['B03']['targets'][0]} · B03 f1"
+        f"RISE · {records['B03']['targets'][0]} · B03 f0"
     ]

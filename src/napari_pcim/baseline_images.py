@@ -9,12 +9,26 @@ what "removing" a pixel means.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import field
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     import torch
 
-BASELINES = ("median", "zero", "mean", "blur")
+#: What "removed" pixels become; option annotations use the alias, messages the tuple.
+Baseline = Literal["median", "zero", "mean", "blur"]
+BASELINES: tuple[str, ...] = get_args(Baseline)
+
+
+def baseline_field(help: str = "what removed pixels become") -> Any:
+    """The ``baseline`` option of a method's options dataclass (a :data:`Baseline`, default median)."""
+    return field(default="median", metadata={"help": f"{help}: {', '.join(BASELINES)}", "main": True})
+
+
+def blur_sigma_field() -> Any:
+    """The ``blur_sigma`` option: the blur baseline's σ in pixels (None: 1/8 of the side)."""
+    return field(default=None, metadata={
+        "help": "blur baseline σ in pixels (default: 1/8 of the side)", "min": 0, "min_open": True})
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

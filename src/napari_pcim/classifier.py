@@ -14,23 +14,20 @@ checks that the file is a TorchScript zip archive (``code/``, ``constants.pkl``,
 builds TorchScript types. ``torch.load`` is never called.
 
 Main entry points: :func:`load_classifier`, :class:`Classifier`,
-:func:`save_classifier`, :func:`read_metadata`, :func:`bundled_models`,
-:func:`tile_starts`.
+:func:`save_classifier`, :func:`bundled_models`; the metadata side
+(:class:`ClassifierMeta`, :func:`read_metadata`) lives in
+:mod:`napari_pcim.classifier_meta` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -39,15 +36,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_pcim.classifier_meta import (
+    FIELD_MODES,
+    METADATA_NAME,
+    ClassifierError,
+    ClassifierMeta,
+    read_metadata,
+)
 from napari_pcim.devices import resolve_device
+from napari_pcim.tiling import TilePlan
 
-METADATA_NAME = "napari_pcim.json"
-FIELD_MODES = ("resize", "tile")
-_REQUIRED_KEYS = ("channels", "input_size", "normalization", "classes")
-
-
-class ClassifierError(ValueError):
-    """A classifier file or its metadata cannot be used; the message says why."""
+__all__ = [
+    "FIELD_MODES",
+    "METADATA_NAME",
+    "Classifier",
+    "ClassifierError",
+    "ClassifierMeta",
+    "bundled_model_path",
+    "bundled_models",
+    "load_classifier",
+    "read_metadata",
+    "resolve_model_path",
+    "save_classifier",
+]
 
 
 @contextmanager
@@ -56,228 +67,6 @@ def _quiet_jit() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
         yield
-
-
-# --------------------------------------------------------------------------- metadata
-
-
-@dataclass
-class ClassifierMeta:
-    """Validated napari-pcim metadata of a classifier (see docs/models.md)."""
-
-    channels: list[str]
-    input_size: tuple[int, int]
-    mean: list[float]
-    std: list[float]
-    classes: list[str]
-    field_mode: str = "resize"
-    tile_overlap: int = 0
-    has_localize: bool = False
-    arch: str = "unknown"
-    description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "metadata") -> ClassifierMeta:
-        """Validate a metadata dict; errors name the ``source``, the key and what was expected."""
-
-        def fail(key: str, expected: str, got: Any) -> ClassifierError:
-            return ClassifierError(
-                f"{source}: metadata key {key!r} must be {expected}, got {got!r}"
-            )
-
-        if not isinstance(data, dict):
-            raise ClassifierError(f"{source}: metadata must be a JSON object, got {type(data).__name__}")
-        missing = [k for k in _REQUIRED_KEYS if k not in data]
-        if missing:
-            raise ClassifierError(
-                f"{source}: metadata is missing required key(s) {missing}; "
-                f"required: {list(_REQUIRED_KEYS)}"
-            )
-
-        def names(key: str, min_len: int) -> list[str]:
-            value = data[key]
-            if (
-                not isinstance(value, list)
-                or len(value) < min_len
-                or not all(isinstance(v, str) and v.strip() for v in value)
-            ):
-                raise fail(key, f"a list of at least {min_len} non-empty strings", value)
-            if len(set(value)) != len(value):
-                raise fail(key, "a list of unique names", value)
-            return list(value)
-
-        channels = names("channels", 1)
-        classes = names("classes", 2)
-
-        size = data["input_size"]
-        if (
-            not isinstance(size, list | tuple)
-            or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-        ):
-            raise fail("input_size", "[height, width] of two positive integers", size)
-
-        norm = data["normalization"]
-        if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
-            raise fail("normalization", 'an object {"mean": [...], "std": [...]}', norm)
-        stats = {}
-        for key in ("mean", "std"):
-            values = norm[key]
-            if (
-                not isinstance(values, list)
-                or len(values) != len(channels)
-                or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in values
-                )
-            ):
-                raise fail(
-                    f"normalization.{key}",
-                    f"a list of {len(channels)} finite numbers (one per channel)",
-                    values,
-                )
-            stats[key] = [float(v) for v in values]
-        if any(s <= 0 for s in stats["std"]):
-            raise fail("normalization.std", "strictly positive numbers", norm["std"])
-
-        mode = data.get("field_mode", "resize")
-        if mode not in FIELD_MODES:
-            raise fail("field_mode", f"one of {list(FIELD_MODES)}", mode)
-        overlap = data.get("tile_overlap", 0)
-        if (
-            not isinstance(overlap, int)
-            or isinstance(overlap, bool)
-            or overlap < 0
-            or overlap >= min(size)
-        ):
-            raise fail("tile_overlap", f"an integer in [0, {min(size) - 1}] (pixels)", overlap)
-        has_localize = data.get("has_localize", False)
-        if not isinstance(has_localize, bool):
-            raise fail("has_localize", "true or false", has_localize)
-        arch = data.get("arch", "unknown")
-        description = data.get("description", "")
-        for key, value in (("arch", arch), ("description", description)):
-            if not isinstance(value, str):
-                raise fail(key, "a string", value)
-
-        known = {*_REQUIRED_KEYS, "field_mode", "tile_overlap", "has_localize", "arch", "description"}
-        return cls(
-            channels=channels,
-            input_size=(int(size[0]), int(size[1])),
-            mean=stats["mean"],
-            std=stats["std"],
-            classes=classes,
-            field_mode=mode,
-            tile_overlap=overlap,
-            has_localize=has_localize,
-            arch=arch,
-            description=description,
-            extra={k: v for k, v in data.items() if k not in known},
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-able metadata dict (the inverse of :meth:`from_dict`)."""
-        out = asdict(self)
-        extra = out.pop("extra")
-        out["input_size"] = list(self.input_size)
-        out["normalization"] = {"mean": out.pop("mean"), "std": out.pop("std")}
-        return {**out, **extra}
-
-
-def _archive_entries(path: Path) -> list[str]:
-    """Entry names of a TorchScript zip archive, or ClassifierError if it is not one."""
-    if not path.exists():
-        raise ClassifierError(f"{path}: classifier file not found")
-    if not path.is_file():
-        raise ClassifierError(f"{path}: not a file")
-    if not zipfile.is_zipfile(path):
-        raise ClassifierError(
-            f"{path}: not a TorchScript archive (not a zip file). Export the model with "
-            "torch.jit.script(model) or torch.jit.trace(model, x) and save it with "
-            "napari_pcim.classifier.save_classifier()"
-        )
-    try:
-        with zipfile.ZipFile(path) as zf:
-            entries = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ClassifierError(f"{path}: unreadable zip archive ({exc})") from exc
-    has = {
-        key: any(re.fullmatch(rf"[^/]+/{pattern}", name) for name in entries)
-        for key, pattern in (
-            ("code", r"code/.+"),
-            ("constants", r"constants\.pkl"),
-            ("data", r"data\.pkl"),
-        )
-    }
-    if not all(has.values()):
-        hint = (
-            " It looks like a torch.save() checkpoint (e.g. a state_dict); napari-pcim does not "
-            "unpickle those. Rebuild the model, load the weights yourself, then export it with "
-            "torch.jit.script() and save_classifier()."
-            if has["data"]
-            else ""
-        )
-        lacking = [k for k, ok in has.items() if not ok]
-        raise ClassifierError(
-            f"{path}: not a TorchScript archive (missing {lacking} entries).{hint}"
-        )
-    return entries
-
-
-def read_metadata(path: str | os.PathLike) -> ClassifierMeta:
-    """Read and validate a classifier's metadata without loading the module.
-
-    The archive's ``napari_pcim.json`` wins over a sidecar ``<path>.json``; the
-    sidecar is used only when the archive carries none.
-    """
-    path = Path(path)
-    entries = _archive_entries(path)
-    sidecar = path.with_name(path.name + ".json")
-    inner = [n for n in entries if re.fullmatch(rf"[^/]+/extra/{re.escape(METADATA_NAME)}", n)]
-    if inner:
-        with zipfile.ZipFile(path) as zf:
-            raw = zf.read(inner[0])
-        source = f"{path} (embedded {METADATA_NAME})"
-        if sidecar.exists():
-            warnings.warn(
-                f"{sidecar} ignored: {path} carries its own {METADATA_NAME}, which takes precedence",
-                UserWarning,
-                stacklevel=2,
-            )
-    elif sidecar.exists():
-        raw = sidecar.read_bytes()
-        source = str(sidecar)
-    else:
-        raise ClassifierError(
-            f"{path}: no napari-pcim metadata: the archive has no _extra_files[{METADATA_NAME!r}] "
-            f"and there is no sidecar {sidecar.name}. See docs/models.md for the keys "
-            f"(required: {list(_REQUIRED_KEYS)})"
-        )
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ClassifierError(f"{source}: metadata is not valid JSON ({exc})") from exc
-    return ClassifierMeta.from_dict(data, source=source)
-
-
-# --------------------------------------------------------------------------- tiling
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` pixels.
-
-    Consecutive tiles overlap by at least ``overlap`` pixels; the last tile is
-    flush with the edge. A length not larger than the tile gives ``[0]``.
-    """
-    if tile <= 0 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, tile - overlap))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
 
 
 # --------------------------------------------------------------------------- classifier
@@ -396,29 +185,25 @@ class Classifier:
 
         At the input size this is a plain forward. Otherwise ``field_mode``
         decides: ``"resize"`` resizes bilinearly to the input size; ``"tile"``
-        averages the logits of input-size tiles overlapping by ``tile_overlap``
-        (see :func:`tile_starts`); a field smaller than a tile along an axis is
-        first resized up to the tile size along that axis.
+        averages the logits of the input-size tiles of :class:`~napari_pcim.tiling.TilePlan`
+        (overlapping by ``tile_overlap``; a field smaller than a tile along an
+        axis is first resized up to the tile size along that axis).
         """
         if x.ndim != 4 or x.shape[1] != len(self.meta.channels):
             raise ClassifierError(
                 f"field_logits expects (B, {len(self.meta.channels)}, Y, X), got {tuple(x.shape)}"
             )
-        h, w = self.meta.input_size
-        Y, X = x.shape[-2:]
-        if (Y, X) == (h, w):
-            return self.module(x)
-        if self.meta.field_mode == "resize":
-            return self.module(F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
-        if Y < h or X < w:
-            Y, X = max(Y, h), max(X, w)
-            x = F.interpolate(x, size=(Y, X), mode="bilinear", align_corners=False)
-        ys = tile_starts(Y, h, self.meta.tile_overlap)
-        xs = tile_starts(X, w, self.meta.tile_overlap)
-        tiles = torch.stack([x[:, :, y : y + h, x0 : x0 + w] for y in ys for x0 in xs], dim=1)
-        B, T = tiles.shape[:2]
-        logits = self.module(tiles.reshape(B * T, *tiles.shape[2:]))
-        return logits.reshape(B, T, -1).mean(dim=1)
+        plan = TilePlan.for_classifier(self.meta, tuple(x.shape[-2:]))
+        if plan.mode == "tile":
+            logits = self.module(plan.split(x))
+            return logits.reshape(x.shape[0], plan.n_tiles, -1).mean(dim=1)
+        if plan.mode == "resize":
+            x = F.interpolate(x, size=plan.tile, mode="bilinear", align_corners=False)
+        return self.module(x)
+
+    def raw_zero(self, device: str | torch.device | None = None) -> torch.Tensor:
+        """Zero raw intensity in normalised units (C,), float32 on ``device`` (default: the model's)."""
+        return torch.tensor(self.meta.raw_zero(), dtype=torch.float32, device=device or self.device)
 
     def predict_proba(
         self,

@@ -15,21 +15,21 @@ maps, each with its channel name (e.g. ``"GFP"``, ``"PCIM · treated"``). Labels
 
 ``metadata`` (JSON-able) is stored as ``{"napari_pcim": metadata}``: in each
 OME-TIFF image's Description, and in the OME-Zarr root attributes.
-Writes are atomic: a temporary sibling is written, then moved into place with
-``os.replace``. An existing path is refused unless ``overwrite=True``.
+Writes are atomic (:func:`napari_pcim.atomic.atomic_file`): a temporary sibling is
+written, then moved into place. An existing path is refused unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from napari_pcim.atomic import atomic_file
 
 TIFF_SUFFIXES = (".ome.tif", ".ome.tiff")
 ZARR_SUFFIXES = (".ome.zarr",)
@@ -102,23 +102,15 @@ def _write_tiff(tmp: Path, image: np.ndarray, names: list[str], labels: dict[str
             tif.write(stack, metadata=ome(list(labels), "labels"), photometric="minisblack")
 
 
-def _ngff(axes: list[dict[str, str]], scale: list[float]) -> list[dict[str, Any]]:
-    return [{
-        "version": "0.4",
-        "axes": axes,
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-    }]
-
-
 def write_ome_zarr_image(tmp: Path, image: np.ndarray, names: list[str], labels: dict[str, np.ndarray],
                          pixel_size: tuple[float, float] | None, metadata: dict[str, Any] | None) -> None:
     """One NGFF 0.4 image (C, Y, X float32 + ``labels`` group) at ``tmp``; ``metadata`` goes under
-    ``napari_pcim`` in its attributes. Not atomic by itself: callers write to a temporary path."""
+    ``napari_pcim`` in its attributes. The metadata is built by :mod:`napari_pcim.plate_io.ngff`.
+    Not atomic by itself: callers write to a temporary path (see :mod:`napari_pcim.atomic`)."""
     import zarr
 
-    py, px = (float(pixel_size[0]), float(pixel_size[1])) if pixel_size is not None else (1.0, 1.0)
-    unit = {"unit": "micrometer"} if pixel_size is not None else {}
-    yx = [{"name": "y", "type": "space", **unit}, {"name": "x", "type": "space", **unit}]
+    from napari_pcim.plate_io import ngff
+
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
     C, Y, X = image.shape
     arr = root.create_array("0", shape=image.shape, dtype="float32",
@@ -127,27 +119,20 @@ def write_ome_zarr_image(tmp: Path, image: np.ndarray, names: list[str], labels:
     channels = []
     for i, name in enumerate(names):
         lo, hi = float(np.nanmin(image[i])), float(np.nanmax(image[i]))
-        channels.append({"label": name, "active": True, "color": "FFFFFF",
-                         "window": {"start": lo, "end": hi, "min": lo, "max": hi}})
-    attrs: dict[str, Any] = {
-        "multiscales": _ngff([{"name": "c", "type": "channel"}, *yx], [1.0, py, px]),
-        "omero": {"version": "0.4", "channels": channels},
-    }
+        channels.append(ngff.omero_channel(name, "FFFFFF", (lo, hi, lo, hi), active=True))
+    attrs = ngff.image_attrs(channels, pixel_size)
     if metadata:
         attrs["napari_pcim"] = metadata
     root.attrs.update(attrs)
     if labels:
         group = root.create_group("labels")
-        group.attrs["labels"] = list(labels)
+        group.attrs.update(ngff.labels_attrs(list(labels)))
         for name, lab in labels.items():
             g = group.create_group(name)
             a = g.create_array("0", shape=lab.shape, dtype="uint32",
                                chunks=(min(Y, 1024), min(X, 1024)), chunk_key_encoding={"name": "v2", "separator": "/"})
             a[...] = lab
-            g.attrs.update({
-                "multiscales": _ngff(yx, [py, px]),
-                "image-label": {"version": "0.4", "source": {"image": "../../"}},
-            })
+            g.attrs.update(ngff.label_image_attrs(pixel_size))
 
 
 def write_annotated_field(
@@ -180,17 +165,9 @@ def write_annotated_field(
     if pixel_size is not None and (len(pixel_size) != 2 or min(pixel_size) <= 0):
         raise ValueError(f"pixel_size must be (y, x) in µm, both > 0; got {pixel_size!r}")
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name  # write inside a private temp folder, then move it into place
-    try:
+    with atomic_file(path, overwrite=overwrite) as tmp:
         if kind == "tiff":
-            _write_tiff(target, image, names, labs, pixel_size, metadata)
+            _write_tiff(tmp, image, names, labs, pixel_size, metadata)
         else:
-            write_ome_zarr_image(target, image, names, labs, pixel_size, metadata)
-        if path.is_dir():  # replacing an existing .ome.zarr folder: move it aside first
-            old = tmp / ".old"
-            os.replace(path, old)
-        os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            write_ome_zarr_image(tmp, image, names, labs, pixel_size, metadata)
     return path

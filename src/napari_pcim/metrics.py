@@ -282,9 +282,7 @@ def _resolve_model(
         x = model.prepare(np.asarray(field))
         forward = model.field_logits
         if raw_zero is None:
-            # Zero raw intensity in the classifier's normalised units: -mean / std.
-            mean = torch.as_tensor(model.meta.mean, dtype=torch.float32)
-            raw_zero = -mean / torch.as_tensor(model.meta.std, dtype=torch.float32)
+            raw_zero = model.raw_zero(x.device)
         if isinstance(target, str):
             classes = list(model.meta.classes)
             if target not in classes:

@@ -6,8 +6,8 @@ another size becomes classifier input (``field_mode``):
 - ``"resize"``: the field is resized bilinearly to (h, w); the map computed there
   is resized back to the field's grid.
 - ``"tile"``: the field is cut into (h, w) tiles overlapping by ``tile_overlap``
-  pixels, exactly as :meth:`Classifier.field_logits` does (same
-  :func:`~napari_pcim.classifier.tile_starts`); an axis shorter than the tile is
+  pixels (:func:`tile_starts`), exactly as :meth:`Classifier.field_logits` does
+  (it uses this plan); an axis shorter than the tile is
   first resized up to the tile size. Each tile gets its own map; the maps are
   blended with a separable linear ramp over the overlap (:func:`ramp_window`),
   normalised so the weights sum to 1 at every pixel.
@@ -19,11 +19,29 @@ another size becomes classifier input (``field_mode``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from napari_pcim.classifier import ClassifierMeta, tile_starts
+if TYPE_CHECKING:
+    from napari_pcim.classifier_meta import ClassifierMeta
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` pixels.
+
+    Consecutive tiles overlap by at least ``overlap`` pixels; the last tile is
+    flush with the edge. A length not larger than the tile gives ``[0]``.
+    """
+    if tile <= 0 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, tile - overlap))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
 
 
 def ramp_window(length: int, overlap: int, device: torch.device | None = None) -> torch.Tensor:

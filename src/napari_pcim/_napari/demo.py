@@ -1,11 +1,12 @@
 """``napari-pcim demo``: napari with the demo plate, model and widgets, ready to look at.
 
 :func:`run_demo` opens a viewer, docks the five napari-pcim widgets, opens the
-demo plate (generated once into the cache dir by :func:`ensure_demo_plate`),
-loads the bundled classifier of the phenotype, loads the first treated well and
-explains it with PCIM. With ``screenshot=FILE`` it waits for the explanation,
-saves a picture of the whole window and exits (the documentation's screenshots
-and the demo test use this).
+demo plate (generated once into the cache dir by
+:func:`napari_pcim.cache.ensure_demo_plate`), loads the bundled classifier of the
+phenotype, loads the first treated well and explains it with PCIM, with the
+Explain widget's default options. With ``screenshot=FILE`` it waits for the
+explanation, saves a picture of the whole window and exits (the documentation's
+screenshots and the demo test use this).
 
 Importing this module is cheap: napari, Qt and torch are imported inside the
 functions that need them.
@@ -19,52 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Size of the demo plate: a 96-well plate, 2 fields per well, 256 px fields.
-DEMO_FORMAT, DEMO_FIELDS, DEMO_SIZE, DEMO_SEED = 96, 2, 256, 0
-#: Bumped when the demo plate's content changes so old caches are not reused.
-DEMO_VERSION = 1
+from napari_pcim.vocabulary import HIT_CLASS
+
 #: How long ``--screenshot`` waits for the plate, the model and PCIM before giving up.
 SCREENSHOT_TIMEOUT_S = 600.0
-
-
-def cache_dir() -> Path:
-    """Where the demo plate is generated once: ``$NAPARI_PCIM_CACHE`` or the user cache dir."""
-    env = os.environ.get("NAPARI_PCIM_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("napari-pcim"))
-
-
-def demo_plate_path(phenotype: str = "foci") -> Path:
-    """The cached demo plate of ``phenotype`` (it may not exist yet)."""
-    name = f"demo-{phenotype}-{DEMO_FORMAT}-f{DEMO_FIELDS}-{DEMO_SIZE}px-v{DEMO_VERSION}.zarr"
-    return cache_dir() / name
-
-
-def ensure_demo_plate(
-    phenotype: str = "foci", progress: Callable[[int, int], None] | None = None
-) -> Path:
-    """Return the demo plate of ``phenotype``, generating it first if the cache lacks it.
-
-    ``make_plate`` builds the plate in a temporary folder and renames it into
-    place, so an interrupted run never leaves a half-written plate behind.
-    """
-    from napari_pcim.synth import make_plate
-
-    path = demo_plate_path(phenotype)
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        make_plate(
-            path, plate_format=DEMO_FORMAT, fields=DEMO_FIELDS, size=DEMO_SIZE,
-            phenotype=phenotype, seed=DEMO_SEED, layout="zarr", progress=progress,
-        )
-    except FileExistsError:
-        pass  # another process generated it meanwhile
-    return path
 
 
 def bundled_model_for(phenotype: str) -> Path:
@@ -87,9 +46,14 @@ def bundled_model_for(phenotype: str) -> Path:
 
 
 def first_treated_well(plate: Any) -> str:
-    """The first well the plate map calls treated (else the plate's first well)."""
-    treated = [w for w in plate.wells if plate.phenotypes.get(w) == "treated"]
-    return (treated or list(plate.wells))[0]
+    """The first well the plate map calls treated, away from the plate edge when it can be.
+
+    Edge wells are dimmer with a one-sided falloff (the synthetic plate's edge effect), so
+    the demo opens on an inner hit; the plate's first well when none is called treated.
+    """
+    treated = [w for w in plate.wells if plate.phenotypes.get(w) == HIT_CLASS]
+    inner = [w for w in treated if w not in plate.edge_wells]
+    return (inner or treated or list(plate.wells))[0]
 
 
 def run_demo(

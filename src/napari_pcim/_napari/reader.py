@@ -14,6 +14,7 @@ from pathlib import Path
 
 from napari_pcim.layers import LayerDataTuple, field_layer_data
 from napari_pcim.plate_io import Plate, PlateError, open_plate
+from napari_pcim.vocabulary import FIRST_FIELD
 
 ReaderFunction = Callable[[str | Sequence[str]], list[LayerDataTuple]]
 
@@ -37,8 +38,11 @@ def _can_open(p: Path) -> Plate | None:
         return None
 
 
-def plate_layers(plate: Plate, well: str | None = None, field: int = 0) -> list[LayerDataTuple]:
-    """Layers of one field of an open plate (default: the first well's first field)."""
+def plate_layers(
+    plate: Plate, well: str | None = None, field: int = FIRST_FIELD
+) -> list[LayerDataTuple]:
+    """Layers of one field of an open plate (default: the first well's first field), named
+    as everywhere (:func:`napari_pcim.layers.layer_prefix`)."""
     well = well or plate.wells[0]
     return field_layer_data(
         plate.read_field(well, field),
@@ -46,7 +50,7 @@ def plate_layers(plate: Plate, well: str | None = None, field: int = 0) -> list[
         plate.channel_names,
         plate.pixel_size,
         well,
-        field=None if field == 0 else field,
+        field,
         phenotype=plate.metadata.get("phenotype"),
         source=str(plate.path),
     )

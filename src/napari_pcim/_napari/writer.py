@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-KIND = "pcim_kind"  # the metadata key the widgets tag their layers with (see _widgets._session)
+from napari_pcim.atomic import write_text
+from napari_pcim.layers import KIND, short_name
+from napari_pcim.vocabulary import field_stem
 
 
 def write_layers(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
@@ -43,7 +44,11 @@ def metrics_csv(rows: list[tuple[str, str, dict[str, float]]]) -> str:
 
 
 SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr")
-_SEP = " · "
+
+
+def default_filename(well: str, field: int, suffix: str = ".ome.tif") -> str:
+    """The file name a field is exported under by default: ``"B03_f0.ome.tif"`` (as the CLI)."""
+    return f"{field_stem(well, field)}{suffix}"
 
 
 def export_stem(path: Path) -> str:
@@ -61,24 +66,12 @@ def metrics_path(path: str | os.PathLike) -> Path:
     return path.with_name(f"{export_stem(path)}_metrics.csv")
 
 
-def _short_name(name: str, meta: dict[str, Any]) -> str:
-    """Layer name without the well: ``"B03 · DAPI" -> "DAPI"``, ``"PCIM · treated · B03 f1" ->
-    "PCIM · treated"``."""
-    well = meta.get("well") or (meta.get("napari_pcim") or {}).get("well")
-    parts = name.split(_SEP)
-    if well and parts and parts[0] == well:
-        parts = parts[1:]
-    if well and parts and parts[-1].startswith(f"{well} f"):
-        parts = parts[:-1]
-    return _SEP.join(parts) or name
-
-
 def split_layer_data(
     layer_data: Sequence[tuple[Any, dict[str, Any], str]],
 ) -> dict[str, Any]:
     """Sort napari layer-data tuples into the exporter's channels, maps and labels.
 
-    Image layers tagged ``pcim_kind == "attribution"`` are maps; other image
+    Image layers whose ``metadata[KIND]`` is ``"attribution"`` are maps; other image
     layers are channels (an RGB or multi-channel image is refused); labels
     layers are labels. Returns the keyword arguments of ``write_annotated_field``
     (``channels``, ``maps``, ``labels``, ``pixel_size``, ``metadata``).
@@ -91,7 +84,7 @@ def split_layer_data(
     shape = None
     for data, attrs, layer_type in layer_data:
         meta = dict(attrs.get("metadata") or {})
-        name = _short_name(str(attrs.get("name", f"layer {len(channels)}")), meta)
+        name = short_name(str(attrs.get("name", f"layer {len(channels)}")), meta)
         arr = np.asarray(data)
         if arr.ndim != 2:
             raise ValueError(
@@ -140,16 +133,7 @@ def write_metrics_csv(path: Path, maps: dict[str, np.ndarray], labels: dict[str,
         for m_name, amap in maps.items():
             for g_name, gt in gts.items():
                 rows.append((m_name, g_name, evaluate_map(amap, np.asarray(gt) > 0)))
-    out = metrics_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(metrics_csv(rows))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text(metrics_path(path), metrics_csv(rows))
 
 
 def export_layer_data(

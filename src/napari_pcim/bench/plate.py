@@ -1,16 +1,15 @@
-"""``napari-pcim bench plate``: whole-plate throughput in-process and on a local dask cluster.
+"""Whole-plate throughput (``napari-pcim bench plate``) in-process and on a local dask cluster.
 
 Generates a demo plate, explains the same fields once in-process and once with a local
-``dask.distributed`` cluster, and prints fields per minute for each, the measured
-overheads (cluster start, per-worker model load) and a cost model for N workers:
+``dask.distributed`` cluster, and returns fields per minute for each, the measured
+overheads (cluster start, per-worker model load) and the inputs of a cost model for
+N workers (the CLI handler in :mod:`napari_pcim.cli.bench` prints them):
 
     T(N) = cluster_start + model_load + fields × seconds_per_field ÷ N
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import tempfile
@@ -88,17 +87,3 @@ def cost(figures: dict[str, Any], fields: int, n_workers: int, seconds_per_field
     """Predicted wall seconds for ``fields`` on ``n_workers`` from measured figures."""
     spf = seconds_per_field if seconds_per_field is not None else figures["seconds_per_field_in_process"]
     return figures["cluster_start_seconds"] + figures["model_load_seconds"] + fields * spf / n_workers
-
-
-def run_bench_plate(args: argparse.Namespace) -> int:
-    figures = measure(wells=args.wells, fields=args.fields, size=args.size, method=args.method,
-                      workers=args.workers, device=args.device)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return 0
-    for key, value in figures.items():
-        print(f"{key:34s} {value}")
-    print("\npredicted wall time for a 384-well plate with 4 fields (1536 fields):")
-    for n in (1, 2, 4, 8):
-        print(f"  {n} worker(s): {cost(figures, 1536, n) / 60:8.1f} min")
-    return 0

@@ -2,8 +2,9 @@
 
 For each bundled classifier (``<phenotype>_<arch>``), newly generated *treated*
 fields from a held-out seed (never used for training) are explained with every
-method — PCIM, RISE, the captum baselines and PixelCAM where the model has a
-``localize`` head — for the target "treated". Every map is scored with every
+registered method (``explain()``: PCIM, RISE, PixelCAM, the captum methods) that
+can explain that model — PixelCAM needs a ``localize`` head, Grad-CAM a plain
+``nn.Module`` — for the target "treated"; a method that cannot is skipped with a note. Every map is scored with every
 metric of :mod:`napari_pcim.metrics` against the field's ground-truth mask.
 
 Per (phenotype, arch, method, metric) cell the table gives the mean and a 95%
@@ -13,34 +14,31 @@ winner's is tied with it. The summary gives PCIM's "best or tied" share of the
 (phenotype × arch × metric) cells and the cells it loses. See docs/metrics.md.
 
 Entry points: :func:`run_benchmark` (the core, used by the test), :func:`to_markdown`,
-:func:`pcim_summary` and :func:`run_quality` (the CLI handler).
+:func:`pcim_summary`, :func:`write_reports`; the CLI handler is
+:func:`napari_pcim.cli.bench.bench_quality`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_pcim import metrics
+from napari_pcim.atomic import write_text
 
 #: Seed of the held-out fields (training uses small seeds; this one is reserved here).
 HELD_OUT_SEED = 7_000_001
 TARGET_CLASS = "treated"
-CAPTUM_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "occlusion",
-                  "feature_ablation")
-ALL_METHODS = ("pcim", "rise", *CAPTUM_METHODS, "pixelcam")
+#: Methods given the field's own label image (cells, else worms, else nuclei) as ``regions=``.
+LABEL_REGION_METHODS = ("feature_ablation",)
 TIME_METRIC = "seconds_per_field"
 
 #: Options per method in a full run and in ``--quick``.
@@ -157,33 +155,14 @@ def _attribution(
     seed: int,
     device: str,
 ) -> np.ndarray:
-    """One (H, W) map of ``method`` for one raw field."""
-    import torch
+    """One (H, W) map of ``method`` for one raw field, through ``explain()``."""
+    from napari_pcim.explainers import explain
 
-    from napari_pcim.explainers import METHODS, explain
-
-    clf = spec.classifier
-    if method in METHODS:
-        att = explain(clf, raw, method=method, target=target, device=device, seed=seed, **options)
-        return np.asarray(att.maps[0, 0], dtype=np.float64)
-    if method == "pixelcam":
-        # The model's own foreground probability (its `localize` head), at input size.
-        x = clf.prepare(raw)[None]
-        if tuple(x.shape[-2:]) != tuple(clf.meta.input_size):
-            raise ValueError(f"pixelcam in the benchmark needs fields at the input size "
-                             f"{clf.meta.input_size}, got {tuple(x.shape[-2:])}")
-        with torch.inference_mode():
-            return clf.module.localize(x)[0].double().cpu().numpy()
-
-    from napari_pcim.explainers.captum_methods import attribute_baseline
-
-    x = clf.prepare(raw)[None]
-    raw_zero = -torch.as_tensor(clf.meta.mean) / torch.as_tensor(clf.meta.std)
-    maps = attribute_baseline(
-        method, clf, x, [target], regions=regions if method == "feature_ablation" else None,
-        raw_zero=raw_zero, **options,
-    )
-    return maps[0].astype(np.float64)
+    if method in LABEL_REGION_METHODS:
+        options = {"regions": regions, **options}
+    att = explain(spec.classifier, raw, method=method, target=target, device=device, seed=seed,
+                  **options)
+    return np.asarray(att.maps[0, 0], dtype=np.float64)
 
 
 def _regions(labels: dict[str, np.ndarray]) -> np.ndarray:
@@ -203,7 +182,6 @@ def baseline_check(
 
     clf = spec.classifier
     t = clf.meta.classes.index(TARGET_CLASS)
-    raw_zero = -torch.as_tensor(clf.meta.mean) / torch.as_tensor(clf.meta.std)
 
     def p(x: torch.Tensor) -> float:
         return float(torch.softmax(clf.field_logits(x), dim=1)[:, t].mean())
@@ -215,7 +193,7 @@ def baseline_check(
         out = {"treated fields": p(x), "control fields": p(clf.prepare(control))}
         for label, kw in BASELINE_CHECK:
             kind = label.split()[0]
-            extra = {"raw_zero": raw_zero.to(x.device)} if kind == "zero" else {}
+            extra = {"raw_zero": clf.raw_zero(x.device)} if kind == "zero" else {}
             out[label] = p(make_baseline(x, kind, **kw, **extra))
     return out
 
@@ -223,7 +201,7 @@ def baseline_check(
 def run_benchmark(
     models: Sequence[ModelSpec],
     *,
-    methods: Sequence[str] = ALL_METHODS,
+    methods: Sequence[str] | None = None,
     n_fields: int = 50,
     size: int | None = None,
     seed: int = HELD_OUT_SEED,
@@ -239,14 +217,18 @@ def run_benchmark(
     metric, mean, ci_low, ci_high, n, higher_is_better`` — plus a
     ``seconds_per_field`` row per (model, method) (the first field, which pays
     one-off costs, is left out of it when there are more). ``n`` counts the
-    fields whose value is finite. PixelCAM runs only on models with ``has_localize``.
+    fields whose value is finite. ``methods`` default to every registered method; a
+    method that cannot explain a model (``unavailable_reason``) is skipped with a note.
     ``size`` defaults to each classifier's input height (fields at the input size).
     """
     from napari_pcim import synth
+    from napari_pcim.explainers import COMPARISON_METHODS, METHODS, unavailable_reason
 
-    unknown = set(methods) - set(ALL_METHODS)
+    known = (*METHODS, *COMPARISON_METHODS)
+    methods = tuple(methods) if methods is not None else known
+    unknown = set(methods) - set(known)
     if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}; expected some of {ALL_METHODS}")
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; expected some of {known}")
     opts = method_options if method_options is not None else FULL_OPTIONS
     fid = fidelity if fidelity is not None else FULL_FIDELITY
     say = log or (lambda _msg: None)
@@ -273,8 +255,9 @@ def run_benchmark(
             spec, np.stack([f.image for f in fields]), controls
         )
         for method in methods:
-            if method == "pixelcam" and not clf.meta.has_localize:
-                notes.append(f"{spec.phenotype}/{spec.arch}: pixelcam skipped (no localize head)")
+            reason = unavailable_reason(method, clf)
+            if reason:
+                notes.append(f"{spec.phenotype}/{spec.arch}: {method} skipped: {reason}")
                 continue
             scores: dict[str, list[float]] = {m: [] for m in metrics.METRICS}
             seconds: list[float] = []
@@ -405,19 +388,7 @@ def to_markdown(result: QualityResult) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# -------------------------------------------------------------------------------- CLI
+# ------------------------------------------------------------------------- models
 
 
 def bundled_specs(device: str = "cpu") -> tuple[list[ModelSpec], list[str]]:
@@ -435,59 +406,17 @@ def bundled_specs(device: str = "cpu") -> tuple[list[ModelSpec], list[str]]:
     return specs, notes
 
 
-def run_quality(args: argparse.Namespace) -> int:
-    """CLI handler of ``napari-pcim bench quality``; prints the markdown table."""
-    from napari_pcim.devices import resolve_device
-
-    quick = bool(getattr(args, "quick", False))
-    device = str(resolve_device(getattr(args, "device", "auto") or "auto"))
-    n_fields = args.fields if getattr(args, "fields", None) else (4 if quick else 50)
-    specs, notes = bundled_specs(device)
-    if not specs:
-        print("bench quality: no bundled models found (napari_pcim/data/models/*.pt); "
-              "train them first (napari-pcim train ...)", file=sys.stderr)
-        return 2
-    if quick:
-        # CI: one model per phenotype is enough to exercise every code path.
-        first: dict[str, ModelSpec] = {}
-        for spec in specs:
-            first.setdefault(spec.phenotype, spec)
-        specs = list(first.values())
-    t0 = time.perf_counter()
-    result = run_benchmark(
-        specs,
-        n_fields=n_fields,
-        method_options=QUICK_OPTIONS if quick else FULL_OPTIONS,
-        fidelity=QUICK_FIDELITY if quick else FULL_FIDELITY,
-        device=device,
-        n_boot=500 if quick else 2000,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
-    result.notes[:0] = [
-        *notes,
-        "gradcam not run: the bundled classifiers are TorchScript, whose conv layers captum's "
-        "LayerGradCam cannot hook (see napari_pcim.explainers.captum_methods.gradcam_layer)",
-    ]
-    result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    result.settings["command"] = (
-        "napari-pcim bench quality" + (" --quick" if quick else "") + f" --fields {n_fields}"
-    )
-    print(write_reports(result, json_out=getattr(args, "json_out", None),
-                        markdown=getattr(args, "markdown", None)))
-    return 0
-
-
 def write_reports(
     result: QualityResult, *, json_out: str | os.PathLike | None = None,
     markdown: str | os.PathLike | None = None,
 ) -> str:
     """Write the JSON rows and/or the markdown report (atomically); return the markdown."""
     md = to_markdown(result)
-    if json_out:
-        _write_atomic(Path(json_out), json.dumps(result.rows, indent=1) + "\n")
+    if json_out:  # NaN marks an undefined cell, so not the strict write_json
+        write_text(json_out, json.dumps(result.rows, indent=1) + "\n")
     if markdown:
         s = result.settings
         header = (f"Command: `{s.get('command', 'napari-pcim bench quality')}` · device "
                   f"{s.get('device', '?')} · {s.get('wall_seconds', '?')} s\n\n")
-        _write_atomic(Path(markdown), header + md)
+        write_text(markdown, header + md)
     return md

@@ -15,12 +15,12 @@ classifier's input size. Reports (``--json`` for machine-readable output):
   minus the allocation before; CPU: the peak resident set size (psutil, sampled every
   2 ms by a thread) minus the RSS before. ``rise_peak_mib_n1000_512`` shows it does not
   grow with N.
+
+:func:`measure` returns the figures; the CLI handler is :func:`napari_pcim.cli.bench.bench_speed`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import tempfile
@@ -85,7 +85,7 @@ def forward_floor(module: Any, x: torch.Tensor, n: int) -> tuple[float, int]:
 
 def rise_peak_mib(n_masks: int, device: torch.device, size: int = 512) -> float:
     """Peak extra memory (MiB) of RISE on one size×size image with a cheap forward."""
-    from napari_pcim.explainers.rise import rise_attribute
+    from napari_pcim.explainers.rise import RISEOptions, rise_attribute
 
     conv = torch.nn.Conv2d(4, 2, 1).to(device).eval()
 
@@ -94,11 +94,12 @@ def rise_peak_mib(n_masks: int, device: torch.device, size: int = 512) -> float:
 
     x = torch.randn(1, 4, size, size, device=device)
     target = torch.tensor([[1]], device=device)
+    options = RISEOptions(n_masks=n_masks, batch_size=64)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        rise_attribute(forward, x, target, n_masks=n_masks, batch_size=64)
+        rise_attribute(forward, x, target, options=options)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     import psutil
 
@@ -115,22 +116,20 @@ def rise_peak_mib(n_masks: int, device: torch.device, size: int = 512) -> float:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        rise_attribute(forward, x, target, n_masks=n_masks, batch_size=64)
+        rise_attribute(forward, x, target, options=options)
     finally:
         stop.set()
         thread.join()
     return (peak[0] - before) / 2**20
 
 
-def run_speed(args: argparse.Namespace) -> int:
-    """Entry point of ``napari-pcim bench speed``."""
+def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 2) -> dict[str, Any]:
+    """The speed figures (module docstring) for ``n`` RISE masks on ``n_fields`` foci fields."""
     from napari_pcim.devices import resolve_device
     from napari_pcim.explainers import explain
     from napari_pcim.synth import generate_batch
 
-    device = resolve_device(getattr(args, "device", "auto"))
-    n = int(getattr(args, "n", None) or 4000)
-    n_fields = int(getattr(args, "fields", None) or 2)
+    device = resolve_device(device)
     clf, model_name = _classifier(device)
     h, w = clf.meta.input_size
     fields = generate_batch("foci", n_fields, size=h, seed=0, positive_fraction=1.0).images
@@ -141,10 +140,11 @@ def run_speed(args: argparse.Namespace) -> int:
     pcim = explain(clf, fields, method="pcim", device=device)
     rise_pf = rise.timings["total"] / n_fields
     pcim_pf = pcim.timings["total"] / n_fields
-    result: dict[str, Any] = {
+    return {
         "model": model_name,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -163,9 +163,3 @@ def run_speed(args: argparse.Namespace) -> int:
         "memory_measure": "torch.cuda.max_memory_allocated delta" if device.type == "cuda"
         else "process RSS peak delta (psutil, 2 ms sampling)",
     }
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=1))
-    else:
-        for key, value in result.items():
-            print(f"{key:28s} {value:.4g}" if isinstance(value, float) else f"{key:28s} {value}")
-    return 0

@@ -1,21 +1,23 @@
 """``napari-pcim explain PLATE --model M --method pcim|rise --wells B03,C05 --out OUT``.
 
-Opens the plate, explains the chosen fields one by one (a tqdm progress bar on
-stderr), prints the classifier's probabilities per field and writes, per field,
-the channels, the attribution maps (named like ``"PCIM · treated"``) and the
-plate's label images with :func:`napari_pcim.export.write_annotated_field`.
-With more than one field each file gets a ``_B03_f0`` suffix. Whole plates
-(``--all-wells``) go to the resumable batch runner (:mod:`napari_pcim.batch`).
+Opens the plate, explains the chosen fields one by one (a progress bar on stderr),
+prints the classifier's probabilities per field and writes, per field, the channels,
+the attribution maps (named like ``"PCIM · treated"``) and the plate's label images
+with :func:`napari_pcim.export.write_annotated_field`. With more than one field each
+file gets a ``_B03_f0`` suffix. Whole plates (``--all-wells``, or a ``RESULT.zarr``
+out) go to the resumable batch runner (:func:`napari_pcim.cli.plate.run_explain_plate`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from napari_pcim.cli.options import parse_fields, parse_set_options, parse_wells
+from napari_pcim.cli.progress import console_progress
 from napari_pcim.export import TIFF_SUFFIXES, ZARR_SUFFIXES
+from napari_pcim.vocabulary import FIRST_FIELD, field_label, field_stem
 
 
 def _split_out(out: Path) -> tuple[str, str]:
@@ -34,71 +36,69 @@ def output_paths(out: str | Path, items: list[tuple[str, int]]) -> dict[tuple[st
     stem, suffix = _split_out(out)
     if len(items) == 1:
         return {items[0]: out}
-    return {(w, f): out.with_name(f"{stem}_{w}_f{f}{suffix}") for w, f in items}
+    return {(w, f): out.with_name(f"{stem}_{field_stem(w, f)}{suffix}") for w, f in items}
+
+
+def _is_plate_run(args: argparse.Namespace) -> bool:
+    out = str(args.out)
+    return bool(args.all_wells) or (out.endswith(".zarr") and not out.lower().endswith(ZARR_SUFFIXES))
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    """Entry point of ``napari-pcim explain`` (argparse namespace from ``_cli``)."""
-    if getattr(args, "all_wells", False) or (
-        str(args.out).endswith(".zarr") and not str(args.out).lower().endswith(ZARR_SUFFIXES)
-    ):
-        from napari_pcim.batch import run_plate_cli
+    """Entry point of ``napari-pcim explain``: check ``--set``, then per-field or whole-plate."""
+    options = parse_set_options(args.method, args.options)
+    if _is_plate_run(args):
+        from napari_pcim.cli.plate import run_explain_plate
 
-        return run_plate_cli(args)
+        return run_explain_plate(args, options)
     if not args.wells:
         raise ValueError("give --wells (e.g. --wells B03,C05) or --all-wells")
+    return explain_fields(
+        args.plate, args.model, args.method, parse_wells(args.wells),
+        parse_fields(args.fields) or [FIRST_FIELD], args.out, options=options,
+        target=args.target, device=args.device, seed=args.seed, overwrite=args.overwrite,
+    )
 
-    from tqdm import tqdm
 
+def explain_fields(plate_path: str, model: str, method: str, wells: list[str], fields: list[int],
+                   out: str, *, options: dict[str, Any], target: str, device: str, seed: int,
+                   overwrite: bool) -> int:
+    """Explain each (well, field), print its probabilities and write one annotated file each."""
     from napari_pcim.classifier import load_classifier, resolve_model_path
     from napari_pcim.explainers import METHOD_LABELS, explain
     from napari_pcim.export import write_annotated_field
     from napari_pcim.plate_io import open_plate
 
-    plate = open_plate(args.plate)
-    wells = [w.strip().upper() for w in args.wells.split(",") if w.strip()]
+    plate = open_plate(plate_path)
     missing = [w for w in wells if w not in plate.wells]
     if missing:
         raise ValueError(
             f"{plate.path}: no well(s) {missing}; available wells: {', '.join(plate.wells)}"
         )
-    try:
-        field_ids = [int(f) for f in str(args.fields if args.fields is not None else "0").split(",")]
-    except ValueError:
-        raise ValueError(f"--fields {args.fields!r}: expected comma-separated integers, e.g. 0,1") from None
     items = []
     for w in wells:
-        for f in field_ids:
+        for f in fields:
             if not 0 <= f < plate.n_fields(w):
                 raise ValueError(f"{plate.path}: well {w} has {plate.n_fields(w)} field(s) (0-based), no field {f}")
             items.append((w, f))
-    paths = output_paths(args.out, items)
-    overwrite = bool(getattr(args, "overwrite", False))
+    paths = output_paths(out, items)
     if not overwrite:
         taken = [str(p) for p in paths.values() if p.exists()]
         if taken:
             raise FileExistsError(f"output exists: {', '.join(taken)}; pass --overwrite to replace")
 
-    model_path = resolve_model_path(args.model)
-    clf = load_classifier(model_path, device=args.device, channels=plate.channel_names)
-    options: dict[str, Any] = dict(getattr(args, "options", None) or {})
-    target = None if args.target in (None, "predicted") else args.target
-    label = METHOD_LABELS.get(args.method, args.method.upper())
+    model_path = resolve_model_path(model)
+    clf = load_classifier(model_path, device=device, channels=plate.channel_names)
+    explained = None if target in (None, "predicted") else target
+    label = METHOD_LABELS.get(method, method.upper())
     for well, field in items:
         image = plate.read_field(well, field)
-        bar = tqdm(total=1, desc=f"{label} {well} f{field}", file=sys.stderr, leave=False)
-
-        def progress(done: int, total: int, bar: Any = bar) -> None:
-            bar.total = total
-            bar.update(done - bar.n)  # redraws at most every tqdm mininterval
-
-        attr = explain(clf, image, method=args.method, target=target, device=args.device,
-                       progress=progress, seed=getattr(args, "seed", 0),
-                       plate_channels=plate.channel_names, **options)
-        bar.close()
+        with console_progress(f"{label} {field_label(well, field)}", leave=False) as progress:
+            attr = explain(clf, image, method=method, target=explained, device=device,
+                           progress=progress, seed=seed, plate_channels=plate.channel_names, **options)
         probs = "  ".join(f"{c} {p:.3f}" for c, p in zip(attr.classes, attr.probabilities[0]))
         predicted = attr.classes[int(attr.probabilities[0].argmax())]
-        print(f"{well} f{field}: {probs}  → {predicted}  ({attr.timings['total']:.2f} s)")
+        print(f"{field_label(well, field)}: {probs}  → {predicted}  ({attr.timings['total']:.2f} s)")
         try:
             labels = plate.read_labels(well, field)
         except ValueError:

@@ -1,23 +1,66 @@
-"""The ``napari-pcim`` console script: argument parsing and dispatch only.
+"""The ``napari-pcim`` console script: the argument parser and dispatch only.
 
-Each subcommand names the core function that does the work as ``"module:function"``;
-the module is imported only when that subcommand runs, so ``napari-pcim --help``
-stays fast and never imports torch or Qt.
+Each subcommand names its handler in :mod:`napari_pcim.cli` as ``"module:function"``
+(a function of the parsed ``argparse.Namespace`` that calls the typed core); the
+module is imported only when that subcommand runs, and choices that live in heavy
+core modules are read lazily (:class:`CoreChoices`), so ``napari-pcim --help``
+stays fast and never imports torch or Qt. Errors the core raises for users
+(``ValueError``, missing or existing files) become one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Callable, Sequence
 from importlib import import_module
-from pathlib import Path
-from typing import Callable, Sequence
 
 from napari_pcim import __version__
+from napari_pcim.vocabulary import HIT_CLASS, PHENOTYPES
 
-PHENOTYPES = ("foci", "translocation", "worms")
-METHODS = ("pcim", "rise", "pixelcam")
+
+class CoreChoices(Sequence[str]):
+    """argparse ``choices`` read from the core on first use (checking a value, printing help).
+
+    Method names live with the explainers, which import torch; reading them lazily keeps
+    building the parser (and ``napari-pcim --help``) light. Give the argument a
+    ``metavar`` so argparse does not list the choices while the parser is built.
+    """
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self._items: tuple[str, ...] | None = None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._get()
+
+
+def _explain_methods() -> tuple[str, ...]:
+    """The product methods, then the comparison (captum) methods, as the core registers them."""
+    from napari_pcim.explainers import COMPARISON_METHODS, METHODS
+
+    return METHODS + COMPARISON_METHODS
+
+
+def _architectures() -> tuple[str, ...]:
+    from napari_pcim.training.architectures import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+METHOD_CHOICES = CoreChoices(_explain_methods)
+ARCH_CHOICES = CoreChoices(_architectures)
 
 
 def _add_make_plate(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +78,7 @@ def _add_make_plate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiff", action="store_true", help="write per-field TIFFs instead of OME-Zarr")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-    p.set_defaults(handler="napari_pcim.cli.main:_make_plate")
+    p.set_defaults(handler="napari_pcim.cli.plate:run_make_plate")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +90,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plate", help="plate to train on (default: generate training fields)")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
-    p.add_argument("--arch", choices=("vgg", "resnet"), default="vgg")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default="vgg", metavar="ARCH",
+                   help="network: %(choices)s (default %(default)s)")
     p.add_argument("--pixelcam", action="store_true", help="train a PixelCAM model (adds localize)")
     p.add_argument("--out", required=True, help="output TorchScript file (.pt)")
     p.add_argument("--seed", type=int, default=0)
@@ -55,7 +99,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="generated training fields")
     p.add_argument("--device", default="auto")
     p.add_argument("--evaluate", action="store_true", help="evaluate OUT on held-out fields instead")
-    p.set_defaults(handler="napari_pcim.cli.main:_train")
+    p.set_defaults(handler="napari_pcim.cli.train:run_train")
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +111,8 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("plate", help="plate: OME-Zarr HCS, TIFF folder or a bioio-readable file")
     p.add_argument("--model", required=True, help="TorchScript classifier, or a bundled model name")
-    p.add_argument("--method", choices=METHODS, default="pcim")
+    p.add_argument("--method", choices=METHOD_CHOICES, default="pcim", metavar="METHOD",
+                   help="attribution method: %(choices)s (default %(default)s)")
     p.add_argument("--wells", help="comma-separated wells, e.g. B03,C05")
     p.add_argument("--all-wells", action="store_true", help="every well of the plate")
     p.add_argument("--fields", default=None,
@@ -82,7 +127,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=0, help="local dask workers (--all-wells)")
     p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
-    p.set_defaults(handler="napari_pcim.cli.main:_explain")
+    p.set_defaults(handler="napari_pcim.cli.explain:run_explain")
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +139,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--n", type=int, default=4000, help="RISE masks per field (default 4000)")
     s.add_argument("--fields", type=int, default=2, help="fields timed per method (default 2)")
-    s.set_defaults(handler="napari_pcim.bench.speed:run_speed")
+    s.set_defaults(handler="napari_pcim.cli.bench:bench_speed")
 
     q = bench.add_parser("quality", help="localisation and fidelity of every method")
     q.add_argument("--quick", action="store_true", help="few fields, for CI")
@@ -102,21 +147,22 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--markdown", help="write the markdown table to this file")
     q.add_argument("--fields", type=int, default=None, help="fields per phenotype and model")
     q.add_argument("--device", default="auto")
-    q.set_defaults(handler="napari_pcim.bench.quality:run_quality")
+    q.set_defaults(handler="napari_pcim.cli.bench:bench_quality")
 
     pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
     pl.add_argument("--wells", type=int, default=8, help="wells to explain (default 8)")
     pl.add_argument("--fields", type=int, default=1, help="fields per well (default 1)")
     pl.add_argument("--size", type=int, default=256, help="field size (default 256)")
-    pl.add_argument("--method", choices=("pcim", "rise"), default="pcim")
+    pl.add_argument("--method", choices=METHOD_CHOICES, default="pcim", metavar="METHOD",
+                    help="attribution method: %(choices)s (default %(default)s)")
     pl.add_argument("--workers", type=int, default=2)
     pl.add_argument("--device", default="cpu")
     pl.add_argument("--json", action="store_true")
-    pl.set_defaults(handler="napari_pcim.bench.plate:run_bench_plate")
+    pl.set_defaults(handler="napari_pcim.cli.bench:bench_plate")
 
     u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
     u.add_argument("--json", action="store_true")
-    u.set_defaults(handler="napari_pcim.bench.ui:run_ui")
+    u.set_defaults(handler="napari_pcim.cli.bench:bench_ui")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -124,64 +170,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="open napari with the demo plate, model and widgets",
         description="Open napari with the demo plate, the bundled foci classifier and the "
-        "napari-pcim widgets, with the first treated well already explained.",
+        f"napari-pcim widgets, with the first {HIT_CLASS} well already explained.",
     )
     p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
     p.set_defaults(handler="napari_pcim._napari.demo:run_demo_cli")
 
 
-def parse_options(pairs: Sequence[str]) -> dict[str, object]:
-    """``["steps=100", "baseline=blur"]`` → ``{"steps": 100, "baseline": "blur"}`` (JSON values)."""
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
-
-
-def _make_plate(args: argparse.Namespace) -> int:
-    import time
-
-    from tqdm import tqdm
-
-    from napari_pcim.synth import make_plate
-
-    t0 = time.perf_counter()
-    with tqdm(desc=f"{args.phenotype} plate", unit="field", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        if Path(args.out).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
-        out = make_plate(args.out, plate_format=args.plate_format, fields=args.fields, size=args.size,
-                         phenotype=args.phenotype, seed=args.seed,
-                         layout="tiff" if args.tiff else "zarr", overwrite=args.overwrite,
-                         progress=progress)
-    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _explain(args: argparse.Namespace) -> int:
-    """Parse ``--set`` options; ``run_explain`` routes whole plates to the batch runner."""
-    args.options = parse_options(args.options)
-    return _resolve("napari_pcim.cli.explain:run_explain")(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    if args.pixelcam:
-        return _resolve("napari_pcim.training.pixelcam_training:run_train_pixelcam")(args)
-    return _resolve("napari_pcim.training.classifier_training:run_train")(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The ``napari-pcim`` parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="napari-pcim",
         description="Pixel attribution maps for high-content-imaging classifiers.",
@@ -194,11 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
+    """Import ``"module:function"`` and return the function."""
     module, _, name = handler.partition(":")
     return getattr(import_module(module), name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand's handler; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return int(_resolve(args.handler)(args) or 0)

@@ -1,4 +1,4 @@
-"""Captum baselines: gradient, perturbation and region attribution to compare PCIM against.
+"""Captum methods: gradient, perturbation and region attribution to compare PCIM against.
 
 Optional extra: ``pip install napari-pcim[baselines]`` (captum). Captum is
 imported inside the functions, so this module imports without it and says how
@@ -28,47 +28,53 @@ that joint effect to every channel, so one copy (the channel mean) is the
 total; Grad-CAM has a single channel. The metrics' normalisation then keeps
 the positive part. ``baseline`` names a :func:`napari_pcim.baseline_images.make_baseline`
 kind, so "removed" means the same as in PCIM, RISE and the fidelity metrics.
+
+Each method is one module of :mod:`napari_pcim.explainers.comparison` holding its
+options dataclass and its captum call; :func:`register_captum` (here) turns that
+into a registry entry, so ``explain(classifier, field, method="occlusion")``
+works like PCIM. :func:`attribute_baseline` is the same call on a plain forward
+function and normalised tensors.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import fields as dc_fields
 from typing import Any
 
 import numpy as np
 import torch
 
 from napari_pcim.baseline_images import make_baseline
-
-#: Methods and their default options (``attribute_baseline(name, ..., **options)``).
-BASELINE_METHODS: dict[str, dict[str, Any]] = {
-    "saliency": {},
-    "input_x_gradient": {},
-    "integrated_gradients": {"baseline": "median", "n_steps": 32, "internal_batch_size": 16},
-    "occlusion": {"baseline": "median", "window": 16, "stride": 8, "perturbations_per_eval": 16},
-    "feature_ablation": {"baseline": "median", "perturbations_per_eval": 16},
-    "gradcam": {},
-}
-
-#: Methods whose perturbed features cover every channel of a pixel at once.
-_WHOLE_PIXEL_METHODS = ("occlusion", "feature_ablation", "gradcam")
-
-#: Methods that need ``regions=`` (a label image per field).
-NEEDS_REGIONS = ("feature_ablation",)
+from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.regions import regions_batch, slic_labels
+from napari_pcim.explainers.registry import Explainer, Job, get_explainer, register, registered
+from napari_pcim.explainers.runtime import check_stop, report
 
 _INSTALL_HINT = "captum baselines need the optional extra: pip install napari-pcim[baselines]"
+#: Tiles per captum call when ``explain()`` runs a captum method (progress and cancel granularity).
+TILE_BATCH = 16
 
 
 class BaselineError(ValueError):
     """A baseline method cannot run on these inputs; the message says why."""
 
 
-def _captum_attr() -> Any:
+def captum_attr() -> Any:
+    """``captum.attr``, or ImportError naming the optional extra that installs it."""
     try:
         import captum.attr as captum_attr
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return captum_attr
+
+
+def captum_missing(_classifier: Any = None) -> str:
+    """Why no captum method can run ("" when captum is installed)."""
+    return "" if importlib.util.find_spec("captum") is not None else _INSTALL_HINT
 
 
 def gradcam_layer(model: Any) -> torch.nn.Module:
@@ -99,8 +105,10 @@ def gradcam_layer(model: Any) -> torch.nn.Module:
     return convs[-1]
 
 
-def _region_mask(regions: Any, x: torch.Tensor) -> torch.Tensor:
+def region_mask(regions: Any, x: torch.Tensor) -> torch.Tensor:
     """Label image(s) (H, W) or (B, H, W) → captum feature mask (B, 1, H, W), labels 0..n-1."""
+    if regions is None:
+        raise BaselineError("feature_ablation needs regions=: a label image of nuclei, cells or worms")
     r = np.asarray(regions)
     b, _, h, w = x.shape
     if r.ndim == 2 and r.shape == (h, w):
@@ -115,49 +123,152 @@ def _region_mask(regions: Any, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(out[:, None], dtype=torch.long, device=x.device)
 
 
+@dataclass
+class CaptumCall:
+    """One captum call: ``f`` (x → scores), the ``model`` behind it (Grad-CAM hooks its
+    layers), inputs ``x`` (B, C, H, W) that require grad, ``target`` (B,), the
+    ``baselines`` (B, C, H, W) or None and the ``regions`` label images (B, H, W) or None."""
+
+    f: Callable[[torch.Tensor], torch.Tensor]
+    model: Any
+    x: torch.Tensor
+    target: torch.Tensor
+    baselines: torch.Tensor | None = None
+    regions: Any = None
+
+
+#: A method's captum call: (call, options) → captum's attribution (B, C or 1, H, W).
+Core = Callable[[CaptumCall, Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _Captum:
+    core: Core
+    whole_pixel: bool
+
+
+_CORES: dict[str, _Captum] = {}
+
+
+def _pixel_maps(method: _Captum, call: CaptumCall, opts: Any) -> torch.Tensor:
+    """(B, H, W): the method's attribution, reduced to one value per pixel (module docstring)."""
+    attr = method.core(call, opts).detach().float()
+    # Occlusion and ablation features span all channels and captum copies each
+    # feature's total to every channel: one copy is the pixel's total.
+    return attr.mean(dim=1) if method.whole_pixel else attr.sum(dim=1)
+
+
+def _job_regions(job: Job, opts: Any) -> torch.Tensor | None:
+    """Tile label images (B, h, w) for a region method: the option's, else SLIC superpixels."""
+    if not hasattr(opts, "regions"):
+        return None
+    n, _, y, x = job.fields.shape
+    if opts.regions is not None:
+        regions = regions_batch(opts.regions, n, (y, x))
+    else:
+        xs = job.fields.float().cpu().numpy()
+        regions = np.stack([slic_labels(xs[i], opts.n_segments) for i in range(n)])
+    lab = torch.from_numpy(np.ascontiguousarray(regions, dtype=np.int64)).to(job.tiles.device)
+    return job.plan.split_labels(lab)
+
+
+def _attribute_job(name: str) -> Callable[[Job, Any], torch.Tensor]:
+    """The registry's call of captum method ``name``: tiles in batches of :data:`TILE_BATCH`."""
+
+    def attribute(job: Job, opts: Any) -> torch.Tensor:
+        method = _CORES[name]
+        captum_attr()  # fails early, naming the extra, when captum is missing
+        B, T = job.targets.shape
+        out = torch.empty(B, T, *job.tiles.shape[-2:], device=job.tiles.device)
+        regions = _job_regions(job, opts)
+        f = _counting(job.forward, job.stats)
+        t0 = time.perf_counter()
+        steps = [(t, s) for t in range(T) for s in range(0, B, TILE_BATCH)]
+        for done, (t, s) in enumerate(steps, start=1):
+            check_stop(job.should_stop, name)
+            e = min(s + TILE_BATCH, B)
+            call = CaptumCall(
+                f, job.forward, job.tiles[s:e].detach().float().requires_grad_(True),
+                job.targets[s:e, t],
+                None if job.baselines is None else job.baselines[s:e],
+                None if regions is None else regions[s:e].cpu().numpy(),
+            )
+            with torch.enable_grad():
+                out[s:e, t] = _pixel_maps(method, call, opts)
+            report(job.progress, done, len(steps))
+        job.stats["forward_seconds"] = time.perf_counter() - t0
+        return out
+
+    return attribute
+
+
+def _counting(f: Callable[[torch.Tensor], torch.Tensor], stats: dict[str, float]) -> Callable:
+    """``f`` that adds the images it sees to ``stats["forward_passes"]``."""
+    stats.setdefault("forward_passes", 0)
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        stats["forward_passes"] += x.shape[0]
+        return f(x)
+
+    return counted
+
+
+def register_captum(
+    name: str, label: str, options_cls: type, core: Core, *, whole_pixel: bool = False,
+    unavailable: Callable[[Any], str] = captum_missing,
+    check: Callable[[Any, Any, tuple[int, int, int]], None] | None = None,
+) -> Explainer:
+    """Register a captum method: its options, its captum call and how channels reduce.
+
+    The method needs a baseline image exactly when its options have a ``baseline`` field.
+    """
+    _CORES[name] = _Captum(core, whole_pixel)
+    needs_baseline = any(f.name == "baseline" for f in dc_fields(options_cls))
+    return register(Explainer(
+        name, label, options_cls, _attribute_job(name), unavailable=unavailable, check=check,
+        needs_baseline=needs_baseline, comparison=True,
+    ))
+
+
 def attribute_baseline(
     name: str,
     forward: Callable[[torch.Tensor], torch.Tensor] | Any,
     x: torch.Tensor,
     target: Any,
     *,
-    regions: Any = None,
-    baseline: str = "median",
     raw_zero: Any = None,
     output: str = "logit",
     **options: Any,
 ) -> np.ndarray:
-    """Attribution maps (B, H, W) float32 of method ``name`` for ``target`` (B,) class indices.
+    """Attribution maps (B, H, W) float32 of captum method ``name`` for ``target`` (B,) class indices.
 
     ``forward``: ``f(x) -> logits (B, K)``; a napari-pcim ``Classifier`` is accepted
     and its ``field_logits`` used (Grad-CAM needs a plain ``nn.Module``).
-    ``x``: normalised inputs (B, C, H, W). ``regions``: label image(s) for
-    ``feature_ablation``. ``baseline``/``raw_zero``: see ``perturb.make_baseline``.
-    ``output``: attribute the target's ``"logit"`` (default) or its softmax
-    ``"probability"``. Other options per :data:`BASELINE_METHODS`.
+    ``x``: normalised inputs (B, C, H, W). ``raw_zero``: see
+    :func:`napari_pcim.baseline_images.make_baseline`. ``output``: attribute the
+    target's ``"logit"`` (default) or its softmax ``"probability"``. ``options``:
+    the fields of the method's options class (e.g. ``regions=`` for feature_ablation).
     """
-    if name not in BASELINE_METHODS:
+    if name not in registered(comparison=True):
         raise BaselineError(
-            f"unknown baseline method {name!r}; expected one of {list(BASELINE_METHODS)}"
+            f"unknown baseline method {name!r}; expected one of {list(registered(comparison=True))}"
         )
-    unknown = set(options) - set(BASELINE_METHODS[name])
+    entry = get_explainer(name)
+    accepted = [f.name for f in dc_fields(entry.options_cls)]
+    unknown = set(options) - set(accepted)
     if unknown:
-        raise BaselineError(
-            f"{name}: unknown option(s) {sorted(unknown)}; "
-            f"accepted: {sorted(BASELINE_METHODS[name])}"
-        )
-    opts = {**BASELINE_METHODS[name], **options}
+        raise BaselineError(f"{name}: unknown option(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
+    opts = entry.options_cls(**options)
+    validate_options(opts, name)
     if output not in ("logit", "probability"):
         raise BaselineError(f"output must be 'logit' or 'probability', got {output!r}")
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise BaselineError(
-            f"x must be a normalised tensor (B, C, H, W), got {getattr(x, 'shape', x)}"
-        )
-    ca = _captum_attr()
-
-    model = forward
+        raise BaselineError(f"x must be a normalised tensor (B, C, H, W), got {getattr(x, 'shape', x)}")
+    captum_attr()
     f = forward.field_logits if hasattr(forward, "field_logits") else forward
     if output == "probability":
+        if name == "gradcam":
+            raise BaselineError("gradcam attributes the logit only (output='logit')")
         logits_fn = f
 
         def f(inp: torch.Tensor) -> torch.Tensor:
@@ -169,57 +280,8 @@ def attribute_baseline(
         tgt = tgt.expand(x.shape[0])
     if tgt.shape[0] != x.shape[0]:
         raise BaselineError(f"target has {tgt.shape[0]} entries for a batch of {x.shape[0]}")
-    base = make_baseline(x.detach(), baseline, raw_zero=raw_zero) if name in (
-        "integrated_gradients",
-        "occlusion",
-        "feature_ablation",
-    ) else None
-    c, h, w = x.shape[1:]
-
-    if name == "saliency":
-        attr = ca.Saliency(f).attribute(x, target=tgt, abs=True)
-    elif name == "input_x_gradient":
-        attr = ca.InputXGradient(f).attribute(x, target=tgt)
-    elif name == "integrated_gradients":
-        attr = ca.IntegratedGradients(f).attribute(
-            x,
-            baselines=base,
-            target=tgt,
-            n_steps=int(opts["n_steps"]),
-            internal_batch_size=int(opts["internal_batch_size"]),
-        )
-    elif name == "occlusion":
-        win, stride = int(opts["window"]), int(opts["stride"])
-        if not 0 < win <= min(h, w) or stride <= 0:
-            raise BaselineError(f"occlusion: need 0 < window <= {min(h, w)} and stride > 0")
-        attr = ca.Occlusion(f).attribute(
-            x,
-            sliding_window_shapes=(c, win, win),
-            strides=(c, stride, stride),
-            baselines=base,
-            target=tgt,
-            perturbations_per_eval=int(opts["perturbations_per_eval"]),
-        )
-    elif name == "feature_ablation":
-        if regions is None:
-            raise BaselineError(
-                "feature_ablation needs regions=: a label image of nuclei, cells or worms"
-            )
-        attr = ca.FeatureAblation(f).attribute(
-            x,
-            baselines=base,
-            target=tgt,
-            feature_mask=_region_mask(regions, x),
-            perturbations_per_eval=int(opts["perturbations_per_eval"]),
-        )
-    else:  # gradcam
-        layer = gradcam_layer(model)
-        if output == "probability":
-            raise BaselineError("gradcam attributes the logit only (output='logit')")
-        cam = ca.LayerGradCam(model, layer).attribute(x, target=tgt, relu_attributions=True)
-        attr = ca.LayerAttribution.interpolate(cam, (h, w), interpolate_mode="bilinear")
-    attr = attr.detach().float()
-    # Occlusion and ablation features span all channels and captum copies each
-    # feature's total to every channel: one copy is the pixel's total.
-    per_pixel = attr.mean(dim=1) if name in _WHOLE_PIXEL_METHODS else attr.sum(dim=1)
-    return per_pixel.cpu().numpy()
+    base = None
+    if entry.needs_baseline:
+        base = make_baseline(x.detach(), opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
+    call = CaptumCall(f, forward, x, tgt, base, getattr(opts, "regions", None))
+    return _pixel_maps(_CORES[name], call, opts).cpu().numpy()

@@ -5,7 +5,8 @@ field's annotation gives its type; ``Literal[...]`` gives the choices of a strin
 option; ``metadata`` gives the rest:
 
 - ``help``: one line, shown as the GUI tooltip and the CLI help;
-- ``min`` / ``max``: inclusive bounds; ``min_open=True`` makes ``min`` exclusive (``> min``);
+- ``min`` / ``max``: inclusive bounds; ``min_open=True`` makes ``min`` exclusive (``> min``),
+  ``max_open=True`` makes ``max`` exclusive (``< max``);
 - ``main=True``: shown outside the GUI's "Advanced" section;
 - ``gui=False``: not a form field (e.g. RISE's ``regions`` array, filled from the data).
 
@@ -40,6 +41,7 @@ class OptionSpec:
     min_open: bool = False
     main: bool = False
     gui: bool = True
+    max_open: bool = False
 
     def describe_range(self) -> str:
         """The allowed values in words, e.g. ``"an integer ≥ 1"`` or ``"one of 'a', 'b'"``."""
@@ -52,7 +54,7 @@ class OptionSpec:
         if self.min is not None:
             parts.append(f"{'>' if self.min_open else '≥'} {self.min:g}")
         if self.max is not None:
-            parts.append(f"≤ {self.max:g}")
+            parts.append(f"{'<' if self.max_open else '≤'} {self.max:g}")
         text = f"{noun} {' and '.join(parts)}".strip()
         return f"{text} (or empty for automatic)" if self.optional else text
 
@@ -92,7 +94,7 @@ def option_specs(options_cls: type) -> tuple[OptionSpec, ...]:
                 name=f.name, kind=kind, default=default, help=md.get("help", ""), choices=choices,
                 optional=optional, min=md.get("min"), max=md.get("max"),
                 min_open=bool(md.get("min_open", False)), main=bool(md.get("main", False)),
-                gui=bool(md.get("gui", kind != "any")),
+                gui=bool(md.get("gui", kind != "any")), max_open=bool(md.get("max_open", False)),
             )
         )
     return tuple(specs)
@@ -129,7 +131,7 @@ def _check_one(spec: OptionSpec, value: Any, method: str) -> None:
             raise bad()
         if spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min):
             raise bad()
-        if spec.max is not None and value > spec.max:
+        if spec.max is not None and (value >= spec.max if spec.max_open else value > spec.max):
             raise bad()
 
 

@@ -30,20 +30,23 @@ devices, progress and cancel.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
-from napari_pcim.baseline_images import BASELINES, make_baseline
-
-log = logging.getLogger(__name__)
+from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
+from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.registry import Explainer, Job, register
+from napari_pcim.explainers.runtime import check_stop, report, smaller_batch
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-MIXINGS = ("linear", "saturating")
-READOUTS = ("mass-above-median", "mass", "mask")
+Mixing = Literal["linear", "saturating"]
+Readout = Literal["mass-above-median", "mass", "mask"]
+MIXINGS: tuple[str, ...] = get_args(Mixing)
+READOUTS: tuple[str, ...] = get_args(Readout)
 
 
 def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Tensor:
@@ -53,63 +56,46 @@ def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Ten
 
 @dataclass
 class PCIMOptions:
-    """PCIM's tunable options; ``metadata["help"]`` is the one-line help the GUI shows."""
+    """PCIM's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    steps: int = field(default=20, metadata={"help": "maximum optimisation steps (Adam)"})
-    lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the mixing weights"})
+    steps: int = field(default=20, metadata={"help": "maximum optimisation steps (Adam)", "min": 1,
+                                             "main": True})
+    lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the mixing weights",
+                                             "min": 0, "min_open": True})
     budget: float = field(
         default=0.5,
-        metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image"},
+        metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image",
+                  "min": 0, "min_open": True, "max": 1, "main": True},
     )
-    mixing: str = field(
+    mixing: Mixing = field(
         default="linear",
         metadata={"help": "'linear' (m = β·H·W·σ) or 'saturating' (m = 1 − exp(−β·H·W·σ))"},
     )
     temperature: float = field(
-        default=1.0, metadata={"help": "τ: softmax temperature of the mixing weights"}
+        default=1.0, metadata={"help": "τ: softmax temperature of the mixing weights", "min": 0,
+                               "min_open": True}
     )
     tv: float = field(
-        default=0.0, metadata={"help": "weight of the total-variation smoothness term on the mask"}
+        default=0.0, metadata={"help": "weight of the total-variation smoothness term on the mask",
+                               "min": 0}
     )
-    baseline: str = field(
-        default="median", metadata={"help": f"what removed pixels become: {', '.join(BASELINES)}"}
-    )
-    blur_sigma: float | None = field(
-        default=None, metadata={"help": "blur baseline σ in pixels (default: 1/8 of the side)"}
-    )
+    baseline: Baseline = baseline_field("what removed pixels become")
+    blur_sigma: float | None = blur_sigma_field()
     patience: int = field(
-        default=10, metadata={"help": "early stop: steps over which the loss must improve"}
+        default=10, metadata={"help": "early stop: steps over which the loss must improve", "min": 1}
     )
     tol: float = field(
         default=0.01,
-        metadata={"help": "early stop: minimal relative loss improvement over `patience` steps"},
+        metadata={"help": "early stop: minimal relative loss improvement over `patience` steps",
+                  "min": 0},
     )
-    readout: str = field(
+    readout: Readout = field(
         default="mass-above-median",
         metadata={"help": "map: 'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
     )
     batch_size: int = field(
-        default=32, metadata={"help": "images (tile × target) optimised together per batch"}
+        default=32, metadata={"help": "images (tile × target) optimised together per batch", "min": 1}
     )
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first out-of-range option."""
-        checks = [
-            ("steps", self.steps >= 1, "≥ 1"),
-            ("lr", self.lr > 0, "> 0"),
-            ("budget", 0 < self.budget <= 1, "in (0, 1]"),
-            ("temperature", self.temperature > 0, "> 0"),
-            ("tv", self.tv >= 0, "≥ 0"),
-            ("baseline", self.baseline in BASELINES, f"one of {BASELINES}"),
-            ("patience", self.patience >= 1, "≥ 1"),
-            ("tol", self.tol >= 0, "≥ 0"),
-            ("mixing", self.mixing in MIXINGS, f"one of {MIXINGS}"),
-            ("readout", self.readout in READOUTS, f"one of {READOUTS}"),
-            ("batch_size", self.batch_size >= 1, "≥ 1"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"PCIM option {name}={getattr(self, name)!r} must be {expected}")
 
 
 def _tv(m: torch.Tensor) -> torch.Tensor:
@@ -214,11 +200,12 @@ def pcim_attribute(
     defaults to ``make_baseline(inputs, options.baseline)``. ``progress(done,
     total)`` counts optimisation steps (a batch that stops early jumps to its
     share); ``should_stop()`` is polled every step and raises ``Cancelled``.
-    ``stats`` (optional) receives ``forward_passes`` (images through the model).
+    ``stats`` (optional) receives ``forward_passes`` (images through the model) and
+    ``forward_seconds`` (time in the optimisation, forward and backward passes).
     On CUDA out-of-memory the batch is halved and retried (logged).
     """
     opts = options or PCIMOptions()
-    opts.validate()
+    validate_options(opts, "PCIM")
     B, T = targets.shape
     g = tiles_per_item
     if B % g:
@@ -242,34 +229,39 @@ def pcim_attribute(
         base = done
 
         def tick(step: int, base: int = base) -> None:
-            if should_stop is not None and should_stop():
-                from napari_pcim.explainers.api import Cancelled
-
-                raise Cancelled("PCIM cancelled")
-            if progress is not None and step > 0:
-                progress(base + step, total)
+            check_stop(should_stop, "PCIM")
+            if step > 0:
+                report(progress, base + step, total)
 
         idx = (field_of[start:stop, None] * g + tile).reshape(-1)  # the items' tiles
         t0 = time.perf_counter()
         try:
             maps, steps = _optimise(forward, inputs[idx], baselines[idx], tgt[start:stop], g, opts, tick)
         except torch.cuda.OutOfMemoryError:
-            if batch == 1:
-                raise
-            batch = max(1, batch // 2)
+            batch = smaller_batch(batch, "PCIM")
             total = done + -(-(n_items - start) // batch) * opts.steps
-            log.warning("PCIM: CUDA out of memory; halving the batch to %d and retrying", batch)
-            torch.cuda.empty_cache()
             continue
         t_opt += time.perf_counter() - t0
         t_of = torch.arange(start, stop, device=inputs.device) % T
         out[idx, t_of.repeat_interleave(g)] = maps
         n_forward += steps * (stop - start) * g
         done = base + opts.steps
-        if progress is not None:
-            progress(done, total)
+        report(progress, done, total)
         start = stop
     if stats is not None:
         stats["forward_passes"] = n_forward
-        stats["optimisation_seconds"] = t_opt
+        stats["forward_seconds"] = t_opt
     return out
+
+
+def _attribute(job: Job, options: PCIMOptions) -> torch.Tensor:
+    """The registry's call: PCIM on all tiles, each field's tiles sharing one budget."""
+    check_differentiable(job.forward, job.tiles)
+    return pcim_attribute(
+        job.forward, job.tiles, job.targets, options=options, baselines=job.baselines,
+        tiles_per_item=job.plan.n_tiles, progress=job.progress, should_stop=job.should_stop,
+        stats=job.stats,
+    )
+
+
+register(Explainer("pcim", "PCIM", PCIMOptions, _attribute))

@@ -11,29 +11,32 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.registry import Explainer, Job, register
+from napari_pcim.explainers.runtime import check_stop, report
 
 
 @dataclass
 class PixelCAMOptions:
-    """PixelCAM's options; ``metadata["help"]`` is the one-line help the GUI shows."""
+    """PixelCAM's options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    batch_size: int = field(default=16, metadata={"help": "tiles per forward pass of the pixel head"})
-
-    def validate(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"PixelCAM option batch_size={self.batch_size!r} must be ≥ 1")
+    batch_size: int = field(default=16, metadata={"help": "tiles per forward pass of the pixel head",
+                                                  "min": 1})
 
 
-def check_localize(classifier) -> None:
-    """Raise ValueError unless ``classifier`` has a PixelCAM ``localize`` head."""
-    if not classifier.meta.has_localize or not hasattr(classifier.module, "localize"):
-        raise ValueError(
-            f"{classifier.path}: this classifier has no 'localize' pixel head, so PixelCAM "
-            "cannot explain it (its metadata says has_localize: false). Train one with "
-            "`napari-pcim train --pixelcam`, or use method='pcim' or 'rise'"
-        )
+def localize_missing(classifier: Any) -> str:
+    """Why ``classifier`` has no PixelCAM ``localize`` head to read out; "" when it has one."""
+    if classifier.meta.has_localize and hasattr(classifier.module, "localize"):
+        return ""
+    return (
+        f"{classifier.path}: this classifier has no 'localize' pixel head, so PixelCAM "
+        "cannot explain it (its metadata says has_localize: false). Train one with "
+        "`napari-pcim train --pixelcam`, or use method='pcim' or 'rise'"
+    )
 
 
 def pixelcam_attribute(
@@ -48,22 +51,30 @@ def pixelcam_attribute(
 ) -> torch.Tensor:
     """Foreground maps (B, T, H, W) for tiles ``inputs`` (B, C, H, W); one copy per target."""
     opts = options or PixelCAMOptions()
-    opts.validate()
+    validate_options(opts, "PixelCAM")
     B, T = targets.shape
     out = torch.empty(B, T, *inputs.shape[-2:], device=inputs.device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, B, opts.batch_size):
-            if should_stop is not None and should_stop():
-                from napari_pcim.explainers.api import Cancelled
-
-                raise Cancelled("PixelCAM cancelled")
+            check_stop(should_stop, "PixelCAM")
             stop = min(start + opts.batch_size, B)
             fg = localize(inputs[start:stop]).float()
             out[start:stop] = fg[:, None].expand(-1, T, -1, -1)
-            if progress is not None:
-                progress(stop, B)
+            report(progress, stop, B)
     if stats is not None:
         stats["forward_passes"] = B
         stats["forward_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _attribute(job: Job, opts: PixelCAMOptions) -> torch.Tensor:
+    """The registry's call: the ``localize`` head's foreground map of every tile."""
+    return pixelcam_attribute(
+        job.forward.localize, job.tiles, job.targets, options=opts, progress=job.progress,
+        should_stop=job.should_stop, stats=job.stats,
+    )
+
+
+register(Explainer("pixelcam", "PixelCAM", PixelCAMOptions, _attribute,
+                   unavailable=localize_missing, needs_baseline=False))

@@ -11,6 +11,8 @@ The saliency is RISE's score-weighted mean mask.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -35,6 +37,21 @@ def slic_labels(field: np.ndarray, n_segments: int = 200) -> np.ndarray:
         channel_axis=-1, start_label=0, enforce_connectivity=True,
     )
     return labels.astype(np.int64)
+
+
+def regions_batch(regions: Any, n: int, shape: tuple[int, int]) -> np.ndarray:
+    """Label image(s) (Y, X) or (n, Y, X) → (n, Y, X); ValueError unless shaped like the fields."""
+    arr = np.asarray(regions)
+    if arr.ndim == 2:
+        arr = np.broadcast_to(arr, (n, *arr.shape))
+    if arr.shape != (n, *shape):
+        raise ValueError(
+            f"regions must be a label image shaped {tuple(shape)} (or ({n}, {shape[0]}, {shape[1]})) "
+            f"like the field(s), got {np.asarray(regions).shape}"
+        )
+    if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+        raise ValueError(f"regions must be an integer label image, got dtype {arr.dtype}")
+    return arr
 
 
 def consecutive(labels: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -21,16 +21,22 @@ depends on the chunk and batch sizes and the image size, not on N.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_pcim.baseline_images import BASELINES, make_baseline
+from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
+from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
+from napari_pcim.explainers.registry import Explainer, Job, register
+from napari_pcim.explainers.runtime import check_stop, report, smaller_batch
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +46,40 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 #: not depend on the forward batch size or on out-of-memory retries.
 MASK_CHUNK = 64
 
-SEGMENTATIONS = ("grid", "labels", "slic")
+Segmentation = Literal["grid", "labels", "slic"]
+SEGMENTATIONS: tuple[str, ...] = get_args(Segmentation)
+#: Largest mask grid: finer grids leave cells of a pixel or two, which is occlusion, not RISE.
+MAX_GRID = 128
 
 
 @dataclass
 class RISEOptions:
-    """RISE's tunable options; ``metadata["help"]`` is the one-line help the GUI shows."""
+    """RISE's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    n_masks: int = field(default=4000, metadata={"help": "number of random masks N"})
-    grid: int = field(default=8, metadata={"help": "s: mask grid cells per side (segmentation=grid)"})
-    p: float = field(default=0.5, metadata={"help": "probability of keeping a grid cell / region"})
-    baseline: str = field(
-        default="median", metadata={"help": f"what masked pixels become: {', '.join(BASELINES)}"}
-    )
-    blur_sigma: float | None = field(
-        default=None, metadata={"help": "blur baseline σ in pixels (default: 1/8 of the side)"}
-    )
-    batch_size: int = field(default=64, metadata={"help": "images per forward pass"})
-    segmentation: str = field(
+    n_masks: int = field(default=4000, metadata={"help": "number of random masks N", "min": 1,
+                                                 "main": True})
+    grid: int = field(default=8, metadata={
+        "help": "s: mask grid cells per side (segmentation=grid); at most the tile side",
+        "min": 1, "max": MAX_GRID, "main": True})
+    p: float = field(default=0.5, metadata={
+        "help": "probability of keeping a grid cell / region", "min": 0, "min_open": True,
+        "max": 1, "max_open": True, "main": True})
+    baseline: Baseline = baseline_field("what masked pixels become")
+    blur_sigma: float | None = blur_sigma_field()
+    batch_size: int = field(default=64, metadata={"help": "images per forward pass", "min": 1})
+    segmentation: Segmentation = field(
         default="grid", metadata={"help": "mask units: grid cells, label regions or SLIC superpixels"}
     )
     regions: Any = field(
         default=None,
-        metadata={"help": "label image(s) (Y, X) or (N, Y, X) for segmentation='labels'"},
+        metadata={"help": "label image(s) (Y, X) or (N, Y, X) for segmentation='labels'",
+                  "gui": False},
     )
-    n_segments: int = field(default=200, metadata={"help": "SLIC: approximate number of superpixels"})
+    n_segments: int = field(default=200, metadata={
+        "help": "SLIC: approximate number of superpixels", "min": 2})
     region_sigma: float = field(
-        default=1.0, metadata={"help": "region masks: Gaussian blur σ (pixels) of the kept regions"}
+        default=1.0, metadata={"help": "region masks: Gaussian blur σ (pixels) of the kept regions",
+                               "min": 0}
     )
     center: bool = field(
         default=True,
@@ -76,21 +89,8 @@ class RISEOptions:
         default=True, metadata={"help": "CUDA only: autocast forward passes to bf16/fp16 when safe"}
     )
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first out-of-range option."""
-        checks = [
-            ("n_masks", self.n_masks >= 1, "≥ 1"),
-            ("grid", self.grid >= 1, "≥ 1"),
-            ("p", 0 < self.p < 1, "in (0, 1)"),
-            ("baseline", self.baseline in BASELINES, f"one of {BASELINES}"),
-            ("batch_size", self.batch_size >= 1, "≥ 1"),
-            ("segmentation", self.segmentation in SEGMENTATIONS, f"one of {SEGMENTATIONS}"),
-            ("n_segments", self.n_segments >= 2, "≥ 2"),
-            ("region_sigma", self.region_sigma >= 0, "≥ 0"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"RISE option {name}={getattr(self, name)!r} must be {expected}")
+    def check(self) -> None:
+        """Cross-field check: label masks need the label image."""
         if self.segmentation == "labels" and self.regions is None:
             raise ValueError("RISE segmentation='labels' needs regions= (a label image per field)")
 
@@ -128,43 +128,46 @@ def rise_attribute(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
-    n_masks: int = 4000,
-    p: float = 0.5,
+    options: RISEOptions | None = None,
     masks: MaskSource | None = None,
-    grid: int = 8,
     seed: int = 0,
     baselines: torch.Tensor | None = None,
-    baseline: str = "median",
     raw_zero: torch.Tensor | None = None,
-    blur_sigma: float | None = None,
-    batch_size: int = 64,
-    center: bool = False,
-    autocast_dtype: torch.dtype | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     stats: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """RISE saliency (B, T, H, W) of ``inputs`` (B, C, H, W) for ``targets`` (B, T) class indices.
 
-    Each image has its own scores; one mask set serves all images (grid masks) or
-    each image gets its own (region masks, shape (n, B, H, W)). ``masks``
-    defaults to :class:`GridMasks` seeded with ``seed``. ``progress(done, total)``
-    counts images through the model; ``should_stop()`` is polled before every
-    forward batch and raises ``Cancelled``. ``autocast_dtype`` (CUDA only) runs
-    the forward passes in that precision. On CUDA out-of-memory the batch is
-    halved and retried (logged). ``stats`` receives ``forward_passes`` and
-    ``forward_seconds``. ``center=True`` subtracts each image's mean score s̄_k:
-    ``S_k = Σ_i (score_k,i − s̄_k) · M_i / (N · p)`` (the paper's map minus
-    ``s̄_k · Σ_i M_i / (N · p)``), which removes the per-image offset E[score].
+    ``options`` (default :class:`RISEOptions`) give N, p, the baseline, the batch
+    size, centring and mixed precision. Each image has its own scores; one mask
+    set serves all images (grid masks) or each image gets its own (region masks,
+    shape (n, B, H, W)). ``masks`` defaults to :class:`GridMasks` (``options.grid``)
+    seeded with ``seed``; region segmentations need ``masks`` (``explain()`` builds
+    them). ``baselines`` default to ``make_baseline(inputs, options.baseline)``.
+    ``progress(done, total)`` counts images through the model; ``should_stop()``
+    is polled before every forward batch and raises ``Cancelled``. With
+    ``options.mixed_precision`` on CUDA the forward passes are autocast to bf16/fp16
+    when that leaves the probabilities unchanged (:func:`autocast_dtype`). On CUDA
+    out-of-memory the batch is halved and retried (logged). ``stats`` receives
+    ``forward_passes`` and ``forward_seconds``. ``options.center`` subtracts each
+    image's mean score s̄_k: ``S_k = Σ_i (score_k,i − s̄_k) · M_i / (N · p)`` (the
+    paper's map minus ``s̄_k · Σ_i M_i / (N · p)``), which removes the per-image
+    offset E[score].
     """
+    opts = options or RISEOptions()
+    validate_options(opts, "RISE")
+    n_masks, p, center = opts.n_masks, opts.p, opts.center
     device = inputs.device
     B, C, H, W = inputs.shape
     T = targets.shape[1]
     if masks is None:
-        gen = torch.Generator().manual_seed(int(seed))
-        masks = GridMasks((H, W), grid, p, gen, device)
+        if opts.segmentation != "grid":
+            raise ValueError(f"RISE segmentation={opts.segmentation!r} needs masks= (explain() builds them)")
+        masks = GridMasks((H, W), opts.grid, p, torch.Generator().manual_seed(int(seed)), device)
     if baselines is None:
-        baselines = make_baseline(inputs, baseline, raw_zero=raw_zero, blur_sigma=blur_sigma)
+        baselines = make_baseline(inputs, opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
+    low = autocast_dtype(forward, inputs) if device.type == "cuda" and opts.mixed_precision else None
     delta = inputs - baselines
     tgt = targets.to(device)
     sal = torch.zeros(B, T, H * W, device=device)
@@ -176,13 +179,13 @@ def rise_attribute(
     t_fwd = 0.0
     # Bound one forward batch to ~2^24 input values (64 MiB float32) so memory stays
     # flat on large images; the result does not depend on the batch size.
-    batch = max(1, min(batch_size, 2**24 // (C * H * W)))
+    batch = max(1, min(opts.batch_size, 2**24 // (C * H * W)))
 
     def scores_of(x: torch.Tensor) -> torch.Tensor:
         nonlocal t_fwd
         t0 = time.perf_counter()
-        if autocast_dtype is not None and device.type == "cuda":
-            with torch.autocast("cuda", dtype=autocast_dtype):
+        if low is not None:
+            with torch.autocast("cuda", dtype=low):
                 logits = forward(x)
         else:
             logits = forward(x)
@@ -207,10 +210,7 @@ def rise_attribute(
             shared = chunk.shape[1] == 1
             work = rectangles(n)
             while work:
-                if should_stop is not None and should_stop():
-                    from napari_pcim.explainers.api import Cancelled
-
-                    raise Cancelled("RISE cancelled")
+                check_stop(should_stop, "RISE")
                 i0, i1, b0, b1 = work[0]
                 m = chunk[i0:i1] if shared else chunk[i0:i1, b0:b1]  # (nm, 1 or nb, H, W)
                 nm, nb = i1 - i0, b1 - b0
@@ -218,10 +218,8 @@ def rise_attribute(
                     x = baselines[None, b0:b1] + m[:, :, None] * delta[None, b0:b1]
                     probs = scores_of(x.reshape(nm * nb, C, H, W)).view(nm, nb, -1)
                 except torch.cuda.OutOfMemoryError:
-                    if nm * nb == 1:
-                        raise
                     # split the failed batch in two and use half the batch size from now on
-                    batch = max(1, (nm * nb) // 2)
+                    batch = smaller_batch(nm * nb, "RISE")
                     work.popleft()
                     if nm > 1:
                         half = i0 + nm // 2
@@ -229,8 +227,6 @@ def rise_attribute(
                     else:
                         half = b0 + nb // 2
                         work.extendleft([(i0, i1, half, b1), (i0, i1, b0, half)])
-                    log.warning("RISE: CUDA out of memory; halving the batch to %d and retrying", batch)
-                    torch.cuda.empty_cache()
                     continue
                 work.popleft()
                 sc = probs.gather(2, tgt[None, b0:b1].expand(nm, nb, T))  # (nm, nb, T)
@@ -244,8 +240,7 @@ def rise_attribute(
                     mask_sum[b0:b1] += flat.sum(0)
                 n_forward += nm * nb
                 done += nm * nb
-                if progress is not None:
-                    progress(done, total)
+                report(progress, done, total)
             made += n
     if stats is not None:
         stats["forward_passes"] = n_forward
@@ -253,3 +248,61 @@ def rise_attribute(
     if center:
         sal -= (score_sum / n_masks)[:, :, None] * mask_sum[:, None, :]
     return (sal / (n_masks * p)).view(B, T, H, W)
+
+
+def autocast_dtype(forward: Forward, tiles: torch.Tensor) -> torch.dtype | None:
+    """bf16/fp16 when autocast forwards agree with float32 on a few tiles; else None."""
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    sample = tiles[:8]
+    try:
+        with torch.inference_mode():
+            ref = torch.softmax(forward(sample).float(), dim=1)
+            with torch.autocast("cuda", dtype=dtype):
+                low = torch.softmax(forward(sample).float(), dim=1)
+    except RuntimeError as exc:
+        log.info("RISE: autocast %s unavailable for this model (%s); using float32", dtype, exc)
+        return None
+    err = float((ref - low).abs().max())
+    if not math.isfinite(err) or err > 0.02:
+        log.info("RISE: autocast %s changes probabilities by %.3g; using float32", dtype, err)
+        return None
+    return dtype
+
+
+def _check(opts: RISEOptions, classifier: Any, shape: tuple[int, int, int]) -> None:
+    """Refuse a grid finer than the tile and label images not shaped like the fields."""
+    side = min(classifier.meta.input_size)
+    if opts.segmentation == "grid" and opts.grid > side:
+        raise ValueError(
+            f"RISE option grid={opts.grid} is larger than the tile side {side}: "
+            f"a grid has at most one cell per pixel; choose grid ≤ {side}"
+        )
+    if opts.segmentation == "labels":
+        regions_batch(opts.regions, shape[0], shape[1:])
+
+
+def _masks(job: Job, opts: RISEOptions) -> MaskSource:
+    """Grid masks on the tile, or region masks from the fields' labels / SLIC superpixels."""
+    gen = torch.Generator().manual_seed(int(job.seed))
+    if opts.segmentation == "grid":
+        return GridMasks(job.plan.tile, opts.grid, opts.p, gen, job.tiles.device)
+    n, _, y, x = job.fields.shape
+    if opts.segmentation == "labels":
+        regions = regions_batch(opts.regions, n, (y, x))
+    else:
+        xs = job.fields.float().cpu().numpy()
+        regions = np.stack([slic_labels(xs[i], opts.n_segments) for i in range(n)])
+    lab = torch.from_numpy(np.ascontiguousarray(regions, dtype=np.int64)).to(job.tiles.device)
+    return RegionMasks(job.plan.split_labels(lab), opts.p, opts.region_sigma, gen)
+
+
+def _attribute(job: Job, opts: RISEOptions) -> torch.Tensor:
+    """The registry's call: RISE on all tiles with masks built for this job."""
+    return rise_attribute(
+        job.forward, job.tiles, job.targets, options=opts, masks=_masks(job, opts),
+        baselines=job.baselines, progress=job.progress, should_stop=job.should_stop,
+        stats=job.stats,
+    )
+
+
+register(Explainer("rise", "RISE", RISEOptions, _attribute, check=_check))

@@ -2,20 +2,22 @@
 
 ``open_plate(path)`` opens an OME-Zarr HCS plate, a folder of instrument TIFFs or a
 single bioio-readable file as a :class:`Plate`; the writers make plates on disk.
+
+Modules: :mod:`.wells` (well names, plate formats), :mod:`.plate_map` (plate-map CSVs),
+:mod:`.model` (``Plate``, ``PlateError``), :mod:`.open` (``open_plate``) and its readers
+:mod:`.zarr_reader`, :mod:`.tiff_folder`, :mod:`.bioio_files`; :mod:`.writers` and
+:mod:`.ngff` (NGFF metadata). The writers are imported on first use, so that reading
+plates does not import ``ome-zarr-models``.
 """
 
-from napari_pcim.plate_io.plate import (
-    PLATE_FORMATS,
-    Plate,
-    PlateError,
-    TiffPlateWriter,
-    ZarrPlateWriter,
-    open_plate,
-    read_plate_map,
-    split_well,
-    well_name,
-    write_plate_map,
-)
+from typing import Any
+
+from napari_pcim.plate_io.model import Plate, PlateError
+from napari_pcim.plate_io.open import open_plate
+from napari_pcim.plate_io.plate_map import read_plate_map, write_plate_map
+from napari_pcim.plate_io.wells import PLATE_FORMATS, split_well, well_name
+
+_WRITERS = ("TiffPlateWriter", "ZarrPlateWriter", "plate_json_attrs")
 
 __all__ = [
     "PLATE_FORMATS",
@@ -24,8 +26,18 @@ __all__ = [
     "TiffPlateWriter",
     "ZarrPlateWriter",
     "open_plate",
+    "plate_json_attrs",
     "read_plate_map",
     "split_well",
     "well_name",
     "write_plate_map",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the writers (and ``ome-zarr-models``) when first asked for."""
+    if name in _WRITERS:
+        from napari_pcim.plate_io import writers
+
+        return getattr(writers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,25 +1,23 @@
-"""Train, export and evaluate the demo classifiers (the ``napari-pcim train`` command).
+"""Train, export and evaluate the demo classifiers (behind ``napari-pcim train``).
 
 Training data come either from a plate (random crops of its fields, labelled by the
 plate map's ``phenotype`` column) or, without a plate, from
-:func:`napari_pcim.synth.generate_batch`. Per-channel normalisation is computed from
-the training set; training is reproducible from ``seed`` (numpy and torch are seeded,
-data generation is deterministic). The trained model is exported as TorchScript
-with its metadata by :func:`napari_pcim.classifier.save_classifier`.
+:func:`napari_pcim.synth.generate_batch` (see :mod:`napari_pcim.training.data`).
+Per-channel normalisation is computed from the training set; training is
+reproducible from ``seed`` (numpy and torch are seeded, data generation is
+deterministic). The trained model is exported as TorchScript with its metadata by
+:func:`napari_pcim.classifier.save_classifier` (an atomic write).
 
 Seeds: synthetic training fields use ``generate_batch(seed=seed)``, the validation
 fields ``seed + VAL_SEED_OFFSET`` and :func:`evaluate_classifier` ``EVAL_SEED + seed``,
 so the three sets never share a field.
 
-Entry points: :func:`load_training_data`, :func:`train_classifier`,
-:func:`evaluate_classifier`, :func:`run_train` (CLI).
+Entry points: :func:`train_classifier`, :func:`evaluate_classifier`,
+:func:`default_schedule`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,88 +30,26 @@ import torch.nn.functional as F
 from napari_pcim.classifier import load_classifier, save_classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.training.architectures import build_model
+from napari_pcim.training.data import DEFAULT_N_TRAIN, load_training_data
+from napari_pcim.vocabulary import DEMO_CLASSES
 
-CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
-CLASSES = ["control", "treated"]
 VAL_SEED_OFFSET = 500_009
 EVAL_SEED = 1_000_003
 # Defaults that trained the bundled models (a few minutes each on 2 CPU cores):
 # {phenotype: (generated training fields, epochs)}. Worms need more optimiser steps
 # (straight vs curved is a shape cue, not an intensity one).
-DEFAULTS = {"foci": (1000, 4), "translocation": (1000, 4), "worms": (1200, 10)}
-DEFAULT_N_TRAIN, DEFAULT_EPOCHS = DEFAULTS["foci"]
-# Global pool of the VGG head per phenotype (see models.build_model); "avg" otherwise.
+DEFAULTS = {"foci": (DEFAULT_N_TRAIN, 4), "translocation": (1000, 4), "worms": (1200, 10)}
+DEFAULT_EPOCHS = DEFAULTS["foci"][1]
+# Global pool of the VGG head per phenotype (see architectures.build_model); "avg" otherwise.
 VGG_POOL = {"worms": "max"}
 N_VAL = 200
 
 Progress = Callable[[int, int], None]
 
 
-# --------------------------------------------------------------------------- data
-
-
-def _plate_crops(plate_path: str | Path, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``n`` random size×size crops of a plate's labelled fields, balanced over the two classes."""
-    from napari_pcim.plate_io import open_plate
-
-    plate = open_plate(plate_path)
-    by_class: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
-    for well in plate.wells:
-        name = plate.phenotypes.get(well)
-        if name not in CLASSES:
-            continue
-        by_class[CLASSES.index(name)] += [(well, f) for f in range(plate.n_fields(well))]
-    for label, fields in by_class.items():
-        if not fields:
-            raise ValueError(
-                f"{plate_path}: no fields of class {CLASSES[label]!r}; the plate map's phenotype "
-                f"column must name both {CLASSES} wells to train on this plate"
-            )
-    rng = np.random.default_rng(seed)
-    cache: dict[tuple[str, int], np.ndarray] = {}
-    images = np.empty((n, len(plate.channel_names), size, size), np.uint16)
-    labels = rng.permutation(np.arange(n) % 2).astype(np.int64)
-    for i, label in enumerate(labels):
-        key = by_class[int(label)][rng.integers(len(by_class[int(label)]))]
-        if key not in cache:
-            cache[key] = np.asarray(plate.read_field(*key))
-        field = cache[key]
-        Y, X = field.shape[-2:]
-        if Y < size or X < size:
-            raise ValueError(
-                f"{plate_path}: field {key[0]} #{key[1]} is {Y}×{X} px, smaller than the "
-                f"{size}×{size} training crop; pass a smaller size"
-            )
-        y, x = rng.integers(Y - size + 1), rng.integers(X - size + 1)
-        images[i] = field[:, y : y + size, x : x + size]
-    return images, labels, list(plate.channel_names)
-
-
-def load_training_data(
-    phenotype: str = "foci",
-    plate: str | Path | None = None,
-    n: int = DEFAULT_N_TRAIN,
-    size: int = 128,
-    seed: int = 0,
-    *,
-    return_channels: bool = False,
-) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[str]]:
-    """Raw training fields (n, C, size, size) uint16 and labels (n,) int64 in {0, 1}.
-
-    From ``plate`` (random crops, plate-map labels) or, without one, generated with
-    :func:`napari_pcim.synth.generate_batch`. With ``return_channels`` the channel
-    names (in image order) come third.
-    """
-    if n < 2:
-        raise ValueError(f"need at least 2 training fields, got n={n}")
-    if plate is not None:
-        images, labels, channels = _plate_crops(plate, n, size, seed)
-    else:
-        from napari_pcim.synth import generate_batch
-
-        batch = generate_batch(phenotype, n, size=size, seed=seed)
-        images, labels, channels = batch.images, batch.labels, list(batch.channel_names)
-    return (images, labels, channels) if return_channels else (images, labels)
+def default_schedule(phenotype: str) -> tuple[int, int]:
+    """(generated training fields, epochs) that trained the bundled model of ``phenotype``."""
+    return DEFAULTS.get(phenotype, DEFAULTS["foci"])
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -170,8 +106,8 @@ def train_classifier(
     Returns metrics: ``val_accuracy`` (held-out fields: generated with a different
     seed, or other crops of the plate), ``train_accuracy``, ``seconds``, ``path``,
     ``size_bytes`` and the settings. ``progress(done, total)`` counts optimiser
-    steps; without it a tqdm bar goes to stderr. ``global_pool`` ("avg"|"max", VGG
-    only) defaults to :data:`VGG_POOL` for the phenotype.
+    steps. ``global_pool`` ("avg"|"max", VGG only) defaults to :data:`VGG_POOL` for
+    the phenotype.
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -193,7 +129,7 @@ def train_classifier(
 
     if global_pool is None:
         global_pool = VGG_POOL.get(phenotype, "avg") if arch == "vgg" else "avg"
-    model = build_model(arch, len(channels), len(CLASSES), global_pool=global_pool).to(dev)
+    model = build_model(arch, len(channels), len(DEMO_CLASSES), global_pool=global_pool).to(dev)
     steps_per_epoch = -(-n_train // batch_size)
     total = epochs * steps_per_epoch
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -201,11 +137,6 @@ def train_classifier(
     generator = torch.Generator().manual_seed(seed)
     y_all = torch.from_numpy(labels)
 
-    bar = None
-    if progress is None:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=f"train {phenotype}/{arch}", file=sys.stderr, unit="step")
     step = 0
     losses: list[float] = []
     for _ in range(epochs):
@@ -221,13 +152,8 @@ def train_classifier(
             schedule.step()
             losses.append(loss.item())
             step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            else:
+            if progress is not None:
                 progress(step, total)
-    if bar is not None:
-        bar.close()
 
     model.eval()
     val_acc = _accuracy(model, val_images, val_labels, mean, std, dev)
@@ -236,7 +162,7 @@ def train_classifier(
         "channels": channels,
         "input_size": [size, size],
         "normalization": {"mean": mean_np.tolist(), "std": std_np.tolist()},
-        "classes": CLASSES,
+        "classes": list(DEMO_CLASSES),
         "field_mode": "tile",
         "tile_overlap": size // 4,
         "has_localize": False,
@@ -318,65 +244,3 @@ def evaluate_classifier(
         "accuracy": float((predicted == batch.labels).mean()),
         "mean_p_true": float(proba[np.arange(n), batch.labels].mean()),
     }
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """``napari-pcim train``: train and export (or, with ``--evaluate``, evaluate ``--out``)."""
-    if getattr(args, "pixelcam", False):
-        from napari_pcim.training.pixelcam_training import run_train_pixelcam
-
-        return run_train_pixelcam(args)
-    if getattr(args, "evaluate", False):
-        from napari_pcim.classifier import read_metadata
-
-        trained_on = read_metadata(args.out).extra.get("phenotype")
-        if trained_on and trained_on != args.phenotype:
-            print(
-                f"warning: {args.out} was trained on {trained_on!r}; evaluating on "
-                f"{args.phenotype!r} (pass --phenotype {trained_on} to match)",
-                file=sys.stderr,
-            )
-        rows = [
-            evaluate_classifier(
-                args.out,
-                args.phenotype,
-                n=args.n_train or 200,
-                size=size,
-                seed=EVAL_SEED + args.seed,
-                device=args.device,
-            )
-            for size in (128, 256)
-        ]
-        for row in rows:
-            print(
-                f"{Path(row['path']).name}  {row['phenotype']}  {row['size']}x{row['size']}  "
-                f"n={row['n']}  seed={row['seed']}  accuracy={row['accuracy']:.3f}"
-            )
-        print(json.dumps(rows))
-        return 0
-    metrics = train_classifier(
-        args.phenotype,
-        args.arch,
-        args.out,
-        plate=args.plate,
-        seed=args.seed,
-        n_train=args.n_train or DEFAULTS.get(args.phenotype, DEFAULTS["foci"])[0],
-        epochs=args.epochs or DEFAULTS.get(args.phenotype, DEFAULTS["foci"])[1],
-        device=args.device,
-    )
-    print(
-        f"wrote {metrics['path']} ({metrics['size_bytes'] / 1e6:.2f} MB) in {metrics['seconds']:.0f} s; "
-        f"validation accuracy {metrics['val_accuracy']:.3f} on {metrics['n_val']} held-out fields",
-        file=sys.stderr,
-    )
-    print(json.dumps(metrics))
-    return 0
-
-
-if __name__ == "__main__":
-    from napari_pcim.cli.main import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))

@@ -25,9 +25,7 @@ metadata says ``has_localize: true``. See docs/methods.md.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES, HIT_CLASS
+
 IGNORE = -1  # pixel pseudo-label: not labelled, ignored by the partial cross-entropy
-CHANNELS = ["DAPI", "Actin", "GFP", "Brightfield"]
-CLASSES = ["control", "treated"]
+HIT = DEMO_CLASSES.index(HIT_CLASS)  # label of the hit class in the image labels
 
 
 class PixelCAMNet(nn.Module):
@@ -262,8 +261,8 @@ def train_pixelcam(
 
     prior = copy.deepcopy(model).eval()
     with torch.inference_mode():
-        cams = torch.cat([prior.cam(x_all[i:i + 64], 1) for i in range(0, n, 64)])
-    treated = y_all == 1
+        cams = torch.cat([prior.cam(x_all[i:i + 64], HIT) for i in range(0, n, 64)])
+    hits = y_all == HIT
 
     # Stage 2: both heads; fresh pseudo-label samples every epoch.
     opt = torch.optim.Adam(model.parameters(), lr=config.lr / 2)
@@ -273,7 +272,7 @@ def train_pixelcam(
         pseudo_all = select_pseudo_labels(
             cams, fg_fraction=config.fg_fraction, bg_fraction=config.bg_fraction,
             fg_sample=config.fg_sample, bg_sample=config.bg_sample,
-            has_foreground=treated, generator=gen,
+            has_foreground=hits, generator=gen,
         )
         for idx in _epoch_batches(n, config.batch_size, gen):
             # Same rotation/flip for image and pseudo-labels: stack them as one extra channel.
@@ -298,15 +297,16 @@ def train_pixelcam(
 
 
 def export_pixelcam(model: PixelCAMNet, path: str | Path, *, mean: list[float], std: list[float],
-                    config: PixelCAMConfig, extra: dict | None = None) -> Path:
-    """Script ``model`` (forward + localize) and save it with napari-pcim metadata."""
+                    config: PixelCAMConfig, channels: list[str] | tuple[str, ...] = DEMO_CHANNELS,
+                    extra: dict | None = None) -> Path:
+    """Script ``model`` (forward + localize) and save it atomically with napari-pcim metadata."""
     from napari_pcim.classifier import save_classifier
 
     meta = {
-        "channels": CHANNELS,
+        "channels": list(channels),
         "input_size": [config.size, config.size],
         "normalization": {"mean": mean, "std": std},
-        "classes": CLASSES,
+        "classes": list(DEMO_CLASSES),
         "field_mode": "tile",
         "tile_overlap": config.size // 4,
         "has_localize": True,
@@ -345,10 +345,10 @@ def evaluate_pixelcam(path: str | Path, *, reference: str | Path | None = None, 
         for label, clf in (("pixelcam", model), ("plain", plain)):
             proba = clf.predict_proba(batch.images, plate_channels=channels)
             acc[label] = float((proba.argmax(axis=1) == batch.labels).mean())
-        treated = np.flatnonzero(batch.labels == 1)
+        hits = np.flatnonzero(batch.labels == HIT)
         scores: dict[str, list[float]] = {"pxap": [], "best_iou": [], "best_dice": []}
-        for start in range(0, len(treated), 32):
-            idx = treated[start:start + 32]
+        for start in range(0, len(hits), 32):
+            idx = hits[start:start + 32]
             with torch.inference_mode():
                 fg = model.module.localize(model.prepare(batch.images[idx], plate_channels=channels)).numpy()
             for k, i in enumerate(idx):
@@ -365,51 +365,30 @@ def evaluate_pixelcam(path: str | Path, *, reference: str | Path | None = None, 
     return rows
 
 
-def run_train_pixelcam(args: argparse.Namespace) -> int:
-    """``napari-pcim train --pixelcam``: train on a plate, or on generated fields, and export.
+def train_and_export_pixelcam(
+    out: str | Path,
+    config: PixelCAMConfig,
+    *,
+    plate: str | Path | None = None,
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Load the training fields (from ``plate``, else generated), train, export to ``out``.
 
-    With ``--evaluate``: evaluate the existing ``--out`` model on both imaging conditions.
+    ``progress(done, total)`` counts epochs of both stages. Returns ``path``,
+    ``n_train``, ``size_bytes``, ``seconds`` and the loss ``history``.
     """
-    from napari_pcim.training.classifier_training import load_training_data
-
-    if args.evaluate:
-        rows = evaluate_pixelcam(args.out)
-        print("| condition | n | accuracy PixelCAM | accuracy plain classifier | PxAP | best IoU | best Dice |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for r in rows:
-            print(f"| {r['condition']} | {r['n']} | {r['accuracy_pixelcam']:.3f} | {r['accuracy_plain']:.3f} "
-                  f"| {r['pxap']:.3f} | {r['best_iou']:.3f} | {r['best_dice']:.3f} |")
-        return 0
-
-    config = PixelCAMConfig(phenotype=args.phenotype, seed=args.seed)
-    if args.n_train:
-        config.n_train = args.n_train
-    if args.epochs:
-        config.epochs_stage1 = config.epochs_stage2 = args.epochs
-    t0 = time.perf_counter()
-    images, labels = load_training_data(
-        phenotype=config.phenotype, plate=args.plate, n=config.n_train, size=config.size, seed=config.seed
-    )
-    print(f"pixelcam: {len(images)} training fields ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=config.epochs_stage1 + config.epochs_stage2, desc="pixelcam epochs", file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-
-    model, history, (mean, std) = train_pixelcam(images, labels, config, progress=progress,
-                                                 device=_device_name(args.device))
-    bar.close()
-    out = export_pixelcam(model, args.out, mean=mean, std=std, config=config,
-                          extra={"history": history})
-    print(f"pixelcam: wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in "
-          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return 0
-
-
-def _device_name(name: str) -> str:
     from napari_pcim.devices import resolve_device
+    from napari_pcim.training.data import load_training_data
 
-    return str(resolve_device(name))
+    t0 = time.perf_counter()
+    images, labels, channels = load_training_data(
+        phenotype=config.phenotype, plate=plate, n=config.n_train, size=config.size, seed=config.seed,
+        return_channels=True,
+    )
+    model, history, (mean, std) = train_pixelcam(images, labels, config, progress=progress,
+                                                 device=str(resolve_device(device)))
+    path = export_pixelcam(model, out, mean=mean, std=std, config=config, channels=channels,
+                           extra={"history": history})
+    return {"path": str(path), "n_train": len(images), "size_bytes": path.stat().st_size,
+            "seconds": time.perf_counter() - t0, "history": history}

@@ -103,7 +103,7 @@ class EvaluateWidget(QWidget):
         )
         gts = sorted(
             (layer for layer in layers if isinstance(layer, Labels)),
-            key=lambda layer: "gt" not in layer.name.lower(),
+            key=lambda layer: not _is_gt(layer),
         )
         for box, items in ((self.map_box, maps), (self.gt_box, gts)):
             current = box.currentText()
@@ -125,7 +125,7 @@ class EvaluateWidget(QWidget):
         well = self.viewer.layers[name].metadata.get("well")
         for i in range(self.gt_box.count()):
             candidate = self.viewer.layers[self.gt_box.itemText(i)]
-            if candidate.metadata.get("well") == well and "gt" in candidate.name.lower():
+            if candidate.metadata.get("well") == well and _is_gt(candidate):
                 self.gt_box.setCurrentIndex(i)
                 return
 
@@ -169,3 +169,9 @@ class EvaluateWidget(QWidget):
     def copy_csv(self) -> None:
         QApplication.clipboard().setText(self.csv_text())
         self.status.setText("Metrics copied to the clipboard as CSV.")
+
+
+def _is_gt(layer: Any) -> bool:
+    """A ground-truth labels layer: napari-pcim's (``metadata["label"] == "gt"``), or one
+    the user named with "gt"."""
+    return layer.metadata.get("label") == "gt" or "gt" in layer.name.lower()

@@ -27,8 +27,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._napari.widgets.session import KIND, get_session
-from napari_pcim._napari.writer import export_layer_data
+from napari_pcim._napari.widgets.session import get_session
+from napari_pcim._napari.writer import default_filename, export_layer_data
+from napari_pcim.layers import KIND
 
 if TYPE_CHECKING:
     import napari
@@ -55,7 +56,7 @@ class ExportWidget(QWidget):
         self.confirm_overwrite: Callable[[Path], bool] = lambda p: ask_overwrite(self, p)
 
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("…/B03_f1.ome.tif or .ome.zarr")
+        self.path_edit.setPlaceholderText("…/B03_f0.ome.tif or .ome.zarr")
         self.browse_btn = QPushButton("…")
         self.export_btn = QPushButton("Export current well")
         self.status = QLabel("Channels, attribution maps and labels of the current well go to "
@@ -72,12 +73,14 @@ class ExportWidget(QWidget):
         self.browse_btn.clicked.connect(self._browse)
         self.export_btn.clicked.connect(lambda: self.export())
 
+    def suggested_name(self) -> str:
+        """The file name offered for the current field: ``"B03_f0.ome.tif"``, as the CLI's."""
+        s = self.session
+        return default_filename(s.well, s.field) if s.well is not None else ""
+
     def _browse(self) -> None:
-        suggested = ""
-        if self.session.well is not None:
-            suggested = f"{self.session.well}_f{self.session.field + 1}.ome.tif"
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export annotated field", suggested,
+            self, "Export annotated field", self.suggested_name(),
             "OME-TIFF (*.ome.tif *.ome.tiff);;OME-Zarr (*.ome.zarr)",
             options=QFileDialog.Option.DontConfirmOverwrite,  # we ask ourselves
         )

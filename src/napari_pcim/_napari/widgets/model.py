@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_pcim._napari.widgets.session import get_session
+from napari_pcim.vocabulary import field_label
 
 if TYPE_CHECKING:
     import napari
@@ -240,7 +241,7 @@ class ModelWidget(QWidget):
         clf = self.session.classifier
         classes = clf.meta.classes if clf is not None else [str(i) for i in range(len(probs))]
         best = int(probs.argmax())
-        lines = [f"<b>{well} f{field + 1}</b>: predicted <b>{html.escape(classes[best])}</b>"]
+        lines = [f"<b>{field_label(well, field)}</b>: predicted <b>{html.escape(classes[best])}</b>"]
         for name, p in zip(classes, probs):
             bar = "█" * round(float(p) * 20)
             lines.append(f"<tt>{html.escape(name):>10} {float(p):5.3f} {bar}</tt>")

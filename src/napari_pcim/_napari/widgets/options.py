@@ -1,134 +1,135 @@
-"""An editable form for an explainer's options dataclass.
+"""An editable form for an explainer's options dataclass, generated from its specs.
 
-The explainers describe their options as dataclasses whose fields carry a default
-and ``metadata["help"]`` (see ``napari_pcim.explainers.pcim.PCIMOptions``). The
-form shows the method's main options directly and the rest in a collapsible
-"Advanced" section, one editor per field chosen from the field's type: a spin
-box for numbers, a dropdown for strings with known choices, a check box for
-booleans, a line edit for optional numbers (empty = the method's default).
-Fields that are not plain values (e.g. RISE's ``regions`` array) are left out;
-the widget fills them from the data when needed.
+Every editor comes from :func:`napari_pcim.explainers.options.option_specs`: a
+dropdown of ``spec.choices`` for a ``Literal`` option, a spin box bounded by the
+spec's range for a number (an open bound moves in by the box's smallest step), a
+check box for a boolean, a line edit for an optional number (empty = the method's
+automatic value) or a free string. Options with
+``gui=False`` (e.g. RISE's ``regions`` array, filled from the data) get no editor;
+``main=True`` options are shown directly, the others in a collapsible "Advanced"
+section. Tooltips are the option's help and allowed range. With nothing edited,
+:meth:`OptionsForm.values` returns exactly the dataclass defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from typing import Any
 
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QLineEdit,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, Widget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-#: Options shown outside "Advanced", per method.
-MAIN_OPTIONS = {
-    "pcim": ("steps", "budget", "baseline"),
-    "rise": ("n_masks", "grid", "p", "baseline"),
-}
-#: Known choices of string options.
-CHOICES = {
-    "baseline": ("median", "zero", "mean", "blur"),
-    "readout": ("mass", "mask"),
-    "segmentation": ("grid", "labels", "slic"),
-}
+from napari_pcim.explainers.options import OptionSpec, option_specs, parse_option
+
+INT_MAX = 2**31 - 1  # Qt spin boxes hold 32-bit ints
+FLOAT_MAX = 1e12
+MIN_DECIMALS, MAX_DECIMALS = 4, 10
 
 
-def _editor(f: dataclasses.Field) -> QWidget | None:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    kind = kind.replace(" ", "")
-    default = f.default
-    if kind == "bool":
-        w = QCheckBox()
-        w.setChecked(bool(default))
-    elif kind == "int":
-        w = QSpinBox()
-        w.setRange(0, 10_000_000)
-        w.setValue(int(default))
-    elif kind == "float":
-        w = QDoubleSpinBox()
-        w.setDecimals(4)
-        w.setRange(0.0, 1e6)
-        w.setSingleStep(0.05 if abs(default) <= 1 else 1.0)
-        w.setValue(float(default))
-    elif kind == "str" and f.name in CHOICES:
-        w = QComboBox()
-        w.addItems(CHOICES[f.name])
-        w.setCurrentText(str(default))
-    elif kind in ("float|None", "int|None", "Optional[float]", "Optional[int]"):
-        w = QLineEdit("" if default is None else str(default))
-        w.setPlaceholderText("default")
-    else:
+def _decimals(value: float) -> int:
+    """Enough decimals to show ``value`` exactly (within MAX_DECIMALS)."""
+    for n in range(MIN_DECIMALS, MAX_DECIMALS + 1):
+        if round(value, n) == value:
+            return n
+    return MAX_DECIMALS
+
+
+def _tooltip(spec: OptionSpec) -> str:
+    rng = spec.describe_range()
+    return f"{spec.help} ({rng})" if spec.help else rng
+
+
+def make_editor(spec: OptionSpec) -> Widget | None:
+    """The magicgui editor of one option (None for options with no editor)."""
+    common = {"name": spec.name, "label": spec.name.replace("_", " "), "tooltip": _tooltip(spec)}
+    if not spec.gui:
         return None
-    w.setToolTip(f.metadata.get("help", ""))
-    w.setObjectName(f.name)
-    return w
-
-
-def _value(f: dataclasses.Field, w: QWidget) -> Any:
-    if isinstance(w, QCheckBox):
-        return w.isChecked()
-    if isinstance(w, (QSpinBox, QDoubleSpinBox)):
-        return w.value()
-    if isinstance(w, QComboBox):
-        return w.currentText()
-    text = w.text().strip()  # optional number
-    if not text:
-        return None
-    kind = str(f.type).replace(" ", "")
-    try:
-        return int(text) if kind.startswith("int") or "[int]" in kind else float(text)
-    except ValueError:
-        raise ValueError(f"option {f.name}: {text!r} is not a number (leave empty for the default)")
+    if spec.optional or spec.kind == "str":
+        return LineEdit(value="" if spec.default is None else str(spec.default), **common)
+    if spec.kind == "choice":
+        return ComboBox(choices=list(spec.choices), value=spec.default, **common)
+    if spec.kind == "bool":
+        return CheckBox(value=bool(spec.default), **common)
+    if spec.kind == "int":
+        lo, hi = -INT_MAX, INT_MAX
+        if spec.min is not None:
+            lo = math.floor(spec.min) + 1 if spec.min_open else math.ceil(spec.min)
+        if spec.max is not None:
+            hi = math.ceil(spec.max) - 1 if spec.max_open else math.floor(spec.max)
+        return SpinBox(value=int(spec.default), min=lo, max=hi, **common)
+    if spec.kind == "float":
+        w = FloatSpinBox(**common)
+        decimals = _decimals(float(spec.default))
+        resolution = 10.0**-decimals
+        lo = -FLOAT_MAX if spec.min is None else spec.min + (resolution if spec.min_open else 0.0)
+        hi = FLOAT_MAX if spec.max is None else spec.max - (resolution if spec.max_open else 0.0)
+        w.native.setDecimals(decimals)
+        w.native.setRange(lo, hi)
+        w.native.setSingleStep(0.05 if abs(spec.default) <= 1 else 1.0)
+        w.native.setValue(float(spec.default))
+        return w
+    return None
 
 
 class OptionsForm(QWidget):
-    """Editors for one options dataclass: main fields, then an "Advanced" collapsible."""
+    """Editors for one options dataclass: main options, then an "Advanced" collapsible."""
 
-    def __init__(self, method: str, options_cls: type | None, parent: QWidget | None = None):
+    def __init__(self, method: str, options_cls: type, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.method = method
-        self.editors: dict[str, tuple[dataclasses.Field, QWidget]] = {}
-        main = QFormLayout()
-        advanced_widget = QWidget()
-        advanced = QFormLayout(advanced_widget)
-        fields = dataclasses.fields(options_cls) if options_cls is not None else ()
-        for f in fields:
-            editor = _editor(f)
+        self.options_cls = options_cls
+        self.specs = {s.name: s for s in option_specs(options_cls)}
+        self.editors: dict[str, Widget] = {}
+        # Exact values behind float spin boxes, which show a rounded copy (see ``values``).
+        self._exact: dict[str, float] = {}
+        self.main = Container(labels=True)
+        self.advanced_fields = Container(labels=True)
+        for spec in self.specs.values():
+            editor = make_editor(spec)
             if editor is None:
                 continue
-            self.editors[f.name] = (f, editor)
-            target = main if f.name in MAIN_OPTIONS.get(method, ()) else advanced
-            target.addRow(f.name.replace("_", " "), editor)
+            self.editors[spec.name] = editor
+            if isinstance(editor, FloatSpinBox):
+                self._exact[spec.name] = float(spec.default)
+            (self.main if spec.main else self.advanced_fields).append(editor)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(main)
+        self.main.native.layout().setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.main.native)
         self.advanced = QCollapsible("Advanced")
-        self.advanced.addWidget(advanced_widget)
+        self.advanced.addWidget(self.advanced_fields.native)
         layout.addWidget(self.advanced)
-        self.advanced.setVisible(advanced.rowCount() > 0)
+        self.main.native.setVisible(len(self.main) > 0)
+        self.advanced.setVisible(len(self.advanced_fields) > 0)
+
+    def _value(self, name: str) -> Any:
+        spec, w = self.specs[name], self.editors[name]
+        if isinstance(w, LineEdit):
+            return parse_option(spec, w.value)
+        if isinstance(w, FloatSpinBox):
+            exact = self._exact[name]
+            # The box rounds to its decimals: a value it shows as ``exact`` is ``exact``.
+            unchanged = abs(w.value - exact) <= 0.5 * 10.0 ** -w.native.decimals()
+            return exact if unchanged else float(w.value)
+        return w.value
 
     def values(self) -> dict[str, Any]:
-        """The options as keyword arguments for ``explain()``; ValueError names a bad entry."""
-        return {name: _value(f, w) for name, (f, w) in self.editors.items()}
+        """The form's options (every option with an editor); ValueError names a bad entry."""
+        return {name: self._value(name) for name in self.editors}
 
     def set_values(self, **values: Any) -> None:
         """Set editors programmatically (tests, the demo, the benchmark)."""
         for name, value in values.items():
-            if name not in self.editors:
-                raise KeyError(f"{self.method} has no option {name!r}; options: {list(self.editors)}")
-            _, w = self.editors[name]
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(value))
-            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
-                w.setValue(value)
-            elif isinstance(w, QComboBox):
-                w.setCurrentText(str(value))
+            w = self.editors.get(name)
+            if w is None:
+                raise KeyError(f"{self.method} has no option {name!r} in the form; "
+                               f"options: {list(self.editors)}")
+            if isinstance(w, LineEdit):
+                w.value = "" if value is None else str(value)
+            elif isinstance(w, FloatSpinBox):
+                self._exact[name] = float(value)
+                w.native.setDecimals(max(w.native.decimals(), _decimals(float(value))))
+                w.value = float(value)
             else:
-                w.setText("" if value is None else str(value))
+                w.value = value

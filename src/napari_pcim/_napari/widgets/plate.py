@@ -10,7 +10,8 @@ shared :class:`~napari_pcim._napari.widgets.session.Session`.
 "Open results…" opens a whole-plate result store (written by "Explain plate" or
 ``napari-pcim explain PLATE --all-wells --out RESULT.zarr``): its records colour the
 well map, and each well then loaded gets its stored attribution maps as image layers
-named like live results ("PCIM · treated · B03 f1"), beside its channels.
+named like live results ("PCIM · treated · B03 f0"), beside its channels. Fields are
+numbered from 0, as everywhere in napari-pcim.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_pcim._napari.widgets.explain import _map_limits
 from napari_pcim._napari.widgets.qt import ProgressRelay
-from napari_pcim._napari.widgets.session import KIND, ResultStore, field_label, get_session
+from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.well_map import WellMap
+from napari_pcim.layers import stored_map_layer_data
+from napari_pcim.vocabulary import FIRST_FIELD, HIT_CLASS, field_label
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
+    from napari_pcim.batch import ResultStore
     from napari_pcim.plate_io import Plate
 
 LEGEND_ENTRIES = 5  # conditions named under the well map; the tooltip names every well's
@@ -69,7 +72,8 @@ class PlateWidget(QWidget):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.field_box = QSpinBox()
-        self.field_box.setRange(1, 1)
+        self.field_box.setRange(FIRST_FIELD, FIRST_FIELD)
+        self.field_box.setToolTip("Field of the well (numbered from 0)")
         self.pin_btn = QPushButton("Pin well")
         self.pin_btn.setCheckable(True)
         self.pin_btn.setToolTip("Keep this well's layers when another well is opened (side by side)")
@@ -156,6 +160,8 @@ class PlateWidget(QWidget):
 
     def open_results(self, path: str | Path) -> ResultStore | None:
         """Browse the result store at ``path``, opening its plate first when another is open."""
+        from napari_pcim.batch import ResultStore
+
         try:
             results = ResultStore.open(path)
         except ValueError as exc:
@@ -176,7 +182,7 @@ class PlateWidget(QWidget):
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
-        from napari_pcim._napari.demo import demo_plate_path, ensure_demo_plate
+        from napari_pcim.cache import demo_plate_path, ensure_demo_plate
 
         path = demo_plate_path(phenotype)
         if path.exists():
@@ -248,6 +254,7 @@ class PlateWidget(QWidget):
     def show_stored_maps(self, well: str, field: int) -> list[Layer]:
         """Add the stored attribution maps of a shown well/field as image layers."""
         from napari_pcim.batch import read_field_maps
+        from napari_pcim.explainers import method_label
 
         s = self.session
         view = s.views.get(well)
@@ -256,58 +263,33 @@ class PlateWidget(QWidget):
         if s.results.record(well, field) is None:
             return []
         try:
-            maps, names, record = read_field_maps(s.results.path, well, field)
+            maps, _, record = read_field_maps(s.results.path, well, field)
         except (KeyError, OSError, ValueError) as exc:
             self._error(str(exc))
             return []
-        classes = s.results.classes
-        meta_root = s.results.meta
-        layers = []
-        for amap, label in zip(maps, names):
-            name = f"{label} · {field_label(well, field)}"
-            if name in self.viewer.layers:
-                if self.viewer.layers[name] in view.layers:
-                    continue  # shown already (the well was clicked again)
-                self.viewer.layers.remove(name)
-            target = label.rsplit(" · ", 1)[-1]
-            lo, hi = _map_limits(amap)
-            layer = self.viewer.add_image(
-                amap, name=name, colormap="inferno", blending="additive", opacity=0.7,
-                contrast_limits=(lo, hi), scale=view.scale,
-                metadata={
-                    KIND: "attribution",
-                    "well": well,
-                    "field": field,
-                    "method": meta_root.get("method"),
-                    "options": meta_root.get("options", {}),
-                    "target": target,
-                    "target_index": classes.index(target) if target in classes else None,
-                    "classes": classes,
-                    "probabilities": {c: record[f"p_{c}"] for c in classes},
-                    "model": meta_root.get("model"),
-                    "model_sha256": meta_root.get("model_sha256"),
-                    "timings": {"total": float(record.get("seconds", 0.0))},
-                    "plate": meta_root.get("plate"),
-                    "result_store": str(s.results.path),
-                    "record": record,
-                },
+        shown = {layer.name for layer in view.layers}
+        layer_data = [
+            t for t in stored_map_layer_data(
+                maps, record, s.results.meta, label=method_label(str(s.results.meta.get("method"))),
+                classes=s.results.classes, scale=view.scale, store_path=str(s.results.path),
             )
-            s.add_layer(well, layer)
-            layers.append(layer)
-        return layers
+            if t[1]["name"] not in shown  # shown already (the well was clicked again)
+        ]
+        return s.add_layers(well, layer_data)
 
     def _on_current(self, well: str, field: int) -> None:
         self.well_map.set_current(well)
         plate = self.session.plate
         n = plate.n_fields(well) if plate is not None else 1
         self.field_box.blockSignals(True)
-        self.field_box.setRange(1, max(1, n))
-        self.field_box.setValue(field + 1)
+        self.field_box.setRange(FIRST_FIELD, FIRST_FIELD + max(1, n) - 1)
+        self.field_box.setValue(field)
         self.field_box.blockSignals(False)
         self.pin_btn.setChecked(well in self.session.pinned)
-        self.status.setText(f"Showing {well}, field {field + 1} of {n}.")
+        shown = f"Showing {field_label(well, field)} ({n} field{'s' if n != 1 else ''})"
+        self.status.setText(f"{shown}.")
         if self.session.results is not None and self.show_stored_maps(well, field):
-            self.status.setText(f"Showing {well}, field {field + 1} of {n}, with its stored maps.")
+            self.status.setText(f"{shown}, with its stored maps.")
 
     def _on_pins(self) -> None:
         self.well_map.set_pinned(set(self.session.pinned))
@@ -320,9 +302,9 @@ class PlateWidget(QWidget):
         if plate is None:
             return None
         if field is None:
-            field = min(self.field_box.value() - 1, plate.n_fields(well) - 1)
+            field = min(self.field_box.value(), FIRST_FIELD + plate.n_fields(well) - 1)
         self.well_map.set_current(well)
-        self.status.setText(f"Loading {well}, field {field + 1}…")
+        self.status.setText(f"Loading {field_label(well, field)}…")
         try:
             return self.session.load_well(well, field)
         except ValueError as exc:
@@ -331,7 +313,7 @@ class PlateWidget(QWidget):
 
     def _field_changed(self, value: int) -> None:
         if self.session.well is not None:
-            self.select_well(self.session.well, value - 1)
+            self.select_well(self.session.well, value)
 
     def _toggle_pin(self) -> None:
         if self.session.well is None:
@@ -390,8 +372,9 @@ class PlateWidget(QWidget):
 
 
 def _hit_index(session: Any) -> int | None:
-    """Index of the "hit" class: "treated" when present, else the last class."""
+    """Index of the hit class (:data:`~napari_pcim.vocabulary.HIT_CLASS`) when present, else
+    the last class."""
     classes = session.class_names()
     if not classes:
         return None
-    return classes.index("treated") if "treated" in classes else len(classes) - 1
+    return classes.index(HIT_CLASS) if HIT_CLASS in classes else len(classes) - 1

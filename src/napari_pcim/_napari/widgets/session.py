@@ -5,7 +5,8 @@ what the widgets must agree on: the open :class:`~napari_pcim.plate_io.Plate`, t
 current :class:`~napari_pcim.classifier.Classifier` and device, the current
 well/field, the pinned wells, the wells shown in the viewer with their raw data,
 the per-well predictions and scores found so far, and the whole-plate result store
-being browsed (:class:`ResultStore`, written by :func:`napari_pcim.batch.run_plate`).
+being browsed (:class:`napari_pcim.batch.ResultStore`, written by
+:func:`napari_pcim.batch.run_plate`).
 Widgets listen to its psygnal signals instead of talking to each other, so docking
 any subset works.
 
@@ -16,10 +17,10 @@ images) are added in the main thread. The layers of the previous well are
 removed unless that well is pinned; pinned wells are laid side by side by
 translating their layers.
 
-Layers created by napari-pcim carry ``metadata["pcim_kind"]`` (``"channel"``,
-``"labels"``, ``"attribution"``, ``"attribution_top"``) plus ``"well"`` and
-``"field"``, which is how the session, the Evaluate/Export widgets and the
-writer find them.
+Layers created by napari-pcim are built by :mod:`napari_pcim.layers` and carry
+``metadata[KIND]`` (``"channel"``, ``"labels"``, ``"attribution"``,
+``"attribution_top"``) plus ``"well"`` and ``"field"``, which is how the session,
+the Evaluate/Export widgets and the writer find them.
 """
 
 from __future__ import annotations
@@ -35,69 +36,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
-from napari_pcim._napari.writer import KIND  # metadata key naming what a napari-pcim layer is
-from napari_pcim.layers import field_layer_data
+from napari_pcim.layers import KIND, LayerDataTuple, field_layer_data
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
+    from napari_pcim.batch import ResultStore
     from napari_pcim.classifier import Classifier
     from napari_pcim.plate_io import Plate
 
 _GAP_FRACTION = 0.05  # gap between side-by-side wells, as a fraction of the field width
 
 
-def field_label(well: str, field: int) -> str:
-    """How a well/field appears in layer names: fields are shown 1-based (``"B03 f1"``)."""
-    return f"{well} f{field + 1}"
-
-
 def layer_kind(layer: Layer) -> str | None:
+    """What a napari-pcim layer is (``metadata[KIND]``), None for other layers."""
     return layer.metadata.get(KIND) if isinstance(layer.metadata, dict) else None
-
-
-@dataclass
-class ResultStore:
-    """An open whole-plate result store: its path, root metadata and per-field records."""
-
-    path: Path
-    meta: dict[str, Any]  # root .zattrs["napari_pcim"]: model, method, target, options, plate
-    records: list[dict[str, Any]]
-
-    @classmethod
-    def open(cls, path: str | Path) -> ResultStore:
-        """Read a store's metadata and records; ``ValueError`` names a path that is no store."""
-        from napari_pcim.batch import read_records, read_store_meta
-
-        return cls(Path(path), read_store_meta(path), read_records(path))
-
-    @property
-    def classes(self) -> list[str]:
-        """Class names, in the classifier's order, from the records' ``p_<class>`` keys."""
-        for rec in self.records:
-            return [k[2:] for k in rec if k.startswith("p_")]
-        return []
-
-    def record(self, well: str, field: int) -> dict[str, Any] | None:
-        return next((r for r in self.records if r["well"] == well and r["field"] == field), None)
-
-    def per_well(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Per-well class probabilities and relevance mass inside GT, averaged over fields."""
-        classes = self.classes
-        probs: dict[str, list[np.ndarray]] = {}
-        mass: dict[str, list[float]] = {}
-        for rec in self.records:
-            probs.setdefault(rec["well"], []).append(
-                np.array([float(rec[f"p_{c}"]) for c in classes])
-            )
-            value = rec.get("relevance_mass")
-            if value is not None and np.isfinite(value):
-                mass.setdefault(rec["well"], []).append(float(value))
-        return (
-            {w: np.mean(p, axis=0) for w, p in probs.items()},
-            {w: float(np.mean(v)) for w, v in mass.items()},
-        )
 
 
 @dataclass
@@ -189,10 +143,6 @@ class Session:
         self.predictions[well] = np.asarray(probabilities, dtype=float)
         self.predictions_changed.emit()
 
-    def set_score(self, well: str, score: float) -> None:
-        self.scores[well] = float(score)
-        self.predictions_changed.emit()
-
     # -- wells ---------------------------------------------------------------------------------
     def current_view(self) -> WellView | None:
         return self.views.get(self.well) if self.well is not None else None
@@ -211,7 +161,9 @@ class Session:
             raise ValueError(f"{plate.path}: well {well!r} has no images; wells: {plate.wells[:8]}…")
         n = plate.n_fields(well)
         if not 0 <= field < n:
-            raise ValueError(f"{plate.path}: well {well} has {n} field(s); field {field + 1} asked")
+            raise ValueError(
+                f"{plate.path}: well {well} has {n} field(s) (0-based), no field {field}"
+            )
         view = self.views.get(well)
         if view is not None and view.field == field:
             self._make_current(well, field)
@@ -270,23 +222,13 @@ class Session:
                     else:
                         self._remove_layer(layer)
         tuples = field_layer_data(
-            data, labels, plate.channel_names, plate.pixel_size, well,
+            data, labels, plate.channel_names, plate.pixel_size, well, field,
             phenotype=self.phenotype, source=str(plate.path),
         )
         scale = (1.0, 1.0) if plate.pixel_size is None else tuple(float(s) for s in plate.pixel_size)
         view = WellView(well, field, data, labels, scale)
         viewer = self.viewer
         for layer_data, kwargs, layer_type in tuples:
-            kwargs = dict(kwargs)
-            origin = kwargs.get("metadata", {}).get("napari_pcim", {})
-            kwargs["metadata"] = {
-                **kwargs.get("metadata", {}),
-                KIND: "labels" if layer_type == "labels" else "channel",
-                "well": well,
-                "field": field,
-                "channel": origin.get("channel"),
-                "label": origin.get("label"),
-            }
             layer = spare.pop((layer_type, _recycle_name(kwargs["metadata"])), None)
             if layer is not None and layer.data.shape == layer_data.shape:
                 _refill(layer, layer_data, kwargs)
@@ -317,18 +259,26 @@ class Session:
         for layer in view.layers if view is not None else ():
             self._remove_layer(layer)
 
-    def add_layer(self, well: str, layer: Layer) -> None:
-        """Attach an extra layer (an attribution map) to a shown well, aligned with it.
+    def add_layers(self, well: str, layer_data: list[LayerDataTuple]) -> list[Layer]:
+        """Add layers (attribution maps from :mod:`napari_pcim.layers`) to a shown well.
 
-        A layer whose well is about to be replaced (another unpinned well is loading) is
-        not attached: it stays in the viewer until deleted, so a result that arrives
-        while the user moves on is never dropped with its well.
+        A layer of the same name is replaced. The layers are aligned with the well; those
+        of a well about to be replaced (another unpinned well is loading) are not attached
+        to it: they stay in the viewer until deleted, so a result that arrives while the
+        user moves on is never dropped with its well.
         """
+        viewer = self.viewer
+        added = []
+        for data, kwargs, layer_type in layer_data:
+            if kwargs["name"] in viewer.layers:
+                viewer.layers.remove(kwargs["name"])
+            added.append(getattr(viewer, f"add_{layer_type}")(data, **kwargs))
         view = self.views.get(well)
         leaving = self._loading not in (None, well) and well not in self.pinned
         if view is not None and not leaving:
-            view.layers.append(layer)
+            view.layers.extend(added)
             self._layout()
+        return added
 
     def toggle_pin(self, well: str) -> bool:
         """Pin or unpin ``well``; returns whether it is pinned now."""

@@ -9,15 +9,14 @@ gap (targets: p95 ≤ 50 ms, max ≤ 200 ms), and the compute time in the worker
 against the same ``explain()`` call in the main thread (does running in a
 thread slow the compute?).
 
-Run it under a display (``xvfb-run -a napari-pcim bench ui``); without one it
-falls back to Qt's offscreen platform. Figures vary with the machine's load.
+Run it under a display (``xvfb-run -a napari-pcim bench ui``; the CLI handler falls
+back to Qt's offscreen platform without one). Figures vary with the machine's load.
+It lives on the napari side because it drives a real viewer.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -66,19 +65,38 @@ def _wait(app: Any, condition: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.002)
 
 
+def targets_met(results: dict[str, Any]) -> bool:
+    """Whether every method of a :func:`measure` result met both stall targets."""
+    return all(
+        r["p95_ms"] <= TARGET_P95_MS and r["max_ms"] <= TARGET_MAX_MS
+        for r in results["methods"].values()
+    )
+
+
 def measure(
-    plate_path: str | os.PathLike, model_path: str | os.PathLike, runs: dict[str, dict[str, Any]],
+    plate_path: str | os.PathLike | None = None,
+    model_path: str | os.PathLike | None = None,
+    runs: dict[str, dict[str, Any]] | None = None,
     timeout_s: float = 900.0,
 ) -> dict[str, Any]:
-    """Open a viewer on ``plate_path`` with ``model_path``; time each run of ``runs``."""
+    """Open a viewer on ``plate_path`` with ``model_path``; time each run of ``runs``.
+
+    Returns the figures per method and ``"targets_met"`` (see :func:`targets_met`).
+    Defaults: the cached foci demo plate, the bundled foci model and :data:`RUNS`.
+    """
     import napari
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
-    from napari_pcim._napari.demo import first_treated_well
-    from napari_pcim._napari.widgets.explain import worker_threads
+    from napari_pcim._napari.demo import bundled_model_for, first_treated_well
     from napari_pcim._napari.widgets.session import get_session
+    from napari_pcim._napari.widgets.workers import worker_threads
+    from napari_pcim.cache import ensure_demo_plate
     from napari_pcim.explainers import explain
+
+    plate_path = plate_path or ensure_demo_plate("foci")
+    model_path = model_path or bundled_model_for("foci")
+    runs = RUNS if runs is None else runs
 
     viewer = napari.Viewer(title="napari-pcim bench ui")
     app = QApplication.instance()
@@ -136,12 +154,14 @@ def measure(
                 "worker_over_main": worker_s / main_s if main_s > 0 else float("nan"),
                 **_stall_stats(ticker.gaps_ms),
             }
+        results["targets_met"] = targets_met(results)
         return results
     finally:
         viewer.close()
 
 
-def _table(results: dict[str, Any]) -> str:
+def format_table(results: dict[str, Any]) -> str:
+    """A :func:`measure` result as a text table, one row per method, with a verdict each."""
     lines = [
         (
             f"bench ui: well {results['well']} {tuple(results['field_shape'])}, model "
@@ -162,23 +182,3 @@ def _table(results: dict[str, Any]) -> str:
             f"{r['max_ms']:7.1f}  {'ok' if ok else 'MISSED'}"
         )
     return "\n".join(lines)
-
-
-def run_ui(args: Any) -> int:
-    """CLI entry point: ``napari-pcim bench ui [--json]``; 0 when the targets are met."""
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get(
-        "WAYLAND_DISPLAY"
-    ):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from napari_pcim._napari.demo import bundled_model_for, ensure_demo_plate
-
-    model = getattr(args, "model", None) or bundled_model_for("foci")
-    plate = getattr(args, "plate", None) or ensure_demo_plate("foci")
-    results = measure(plate, model, RUNS)
-    met = all(
-        r["p95_ms"] <= TARGET_P95_MS and r["max_ms"] <= TARGET_MAX_MS
-        for r in results["methods"].values()
-    )
-    results["targets_met"] = met
-    print(json.dumps(results, indent=1) if getattr(args, "json", False) else _table(results))
-    return 0 if met else 1

@@ -1,0 +1,94 @@
+"""Bodies of the Explain widget's thread workers (no Qt here): one field, or a whole plate.
+
+Both run torch on all cores but one (:func:`worker_threads`), so the GUI thread
+keeps a core and the viewer stays responsive while they compute.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from napari_pcim.batch import BatchJob, BatchReport
+    from napari_pcim.classifier import Classifier
+    from napari_pcim.explainers import Attribution
+    from napari_pcim.plate_io import Plate
+
+
+@dataclass
+class RunContext:
+    """Everything a one-field run needs, frozen when Run is pressed."""
+
+    well: str
+    field: int
+    data: np.ndarray
+    channels: list[str]
+    scale: tuple[float, float]
+    translate: tuple[float, float]
+    classifier: Classifier
+    device: str
+    method: str
+    target: Any
+    seed: int
+    options: dict[str, Any]
+    plate: str
+
+
+def worker_threads() -> int:
+    """torch intra-op threads while a worker computes: all cores but one for the GUI thread.
+
+    ``$NAPARI_PCIM_WORKER_THREADS`` overrides it (``0`` keeps torch's own setting).
+    With torch on every core the GUI thread competes with the pool and stalls.
+    """
+    env = os.environ.get("NAPARI_PCIM_WORKER_THREADS")
+    if env is not None:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@contextmanager
+def _compute_threads() -> Iterator[None]:
+    import torch
+
+    wanted, before = worker_threads(), torch.get_num_threads()
+    if wanted > 0:
+        torch.set_num_threads(min(wanted, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def explain_field(
+    ctx: RunContext, progress: Callable[[int, int], None], should_stop: Callable[[], bool]
+) -> Attribution:
+    """Explain the captured field with the captured method and options."""
+    from napari_pcim.explainers import explain
+
+    with _compute_threads():
+        return explain(
+            ctx.classifier, ctx.data, method=ctx.method, target=ctx.target, device=ctx.device,
+            progress=progress, should_stop=should_stop, plate_channels=ctx.channels,
+            seed=ctx.seed, **ctx.options,
+        )
+
+
+def explain_plate(
+    job: BatchJob, store: Path, plate: Plate, classifier: Classifier,
+    progress: Callable[[int, int], None], should_stop: Callable[[], bool],
+) -> BatchReport:
+    """Run a whole-plate job into ``store`` with the session's open plate and classifier."""
+    from napari_pcim.batch import run_plate
+
+    with _compute_threads():
+        return run_plate(
+            job, store, plate=plate, classifier=classifier, progress=progress,
+            should_stop=should_stop,
+        )

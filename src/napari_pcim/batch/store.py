@@ -1,0 +1,243 @@
+"""The result store on disk: create or check it, write one field, write the CSV, read it back.
+
+Layout of ``RESULT.zarr`` (laid out like the plate, NGFF 0.4, zarr format 2)::
+
+    RESULT.zarr/.zattrs          plate metadata + {"napari_pcim": {fingerprint, model, method, ...}}
+    RESULT.zarr/B/3/0/0          attribution maps (T, Y, X) float32, one channel per target class
+    RESULT.zarr/B/3/0/labels/gt  the plate's ground-truth labels for that field, when it has them
+    RESULT.csv                   one row per done field: well, field, condition, prediction, metrics
+
+Every write goes through :mod:`napari_pcim.atomic`: a field folder appears whole or not
+at all, and readers skip the atomic temp names. Fields are 0-based (folder ``0`` is the
+well's first field, as in the plate).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_pcim import __version__, atomic
+from napari_pcim.batch.job import BatchJob
+from napari_pcim.vocabulary import field_label
+
+FORMAT_KEY = "napari_pcim"
+
+
+class StoreMismatchError(ValueError):
+    """An existing result store was made with another model, method or options."""
+
+
+def _well_path(well: str) -> tuple[str, str]:
+    row = "".join(ch for ch in well if ch.isalpha())
+    col = well[len(row):].lstrip("0") or "0"
+    return row, col
+
+
+def field_dir(store: Path, well: str, field_index: int) -> Path:
+    """The folder of one field in a store: ``B03`` field 0 → ``store/B/3/0``."""
+    row, col = _well_path(well)
+    return store / row / col / str(field_index)
+
+
+def is_done(store: Path, well: str, field_index: int) -> bool:
+    """True when the field's folder is complete (renamed into place with its attributes)."""
+    return (field_dir(store, well, field_index) / ".zattrs").is_file()
+
+
+def _field_attr_files(store: Path) -> Iterator[Path]:
+    """The ``.zattrs`` of every complete field folder (``row/col/field``), skipping temp names."""
+    for attrs in sorted(store.glob("*/*/*/.zattrs")):
+        parts = attrs.relative_to(store).parts[:3]
+        if not any(atomic.is_temp_name(p) for p in parts):
+            yield attrs
+
+
+def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dict[str, Any]:
+    """Create ``store`` or check that an existing one was made by the same job.
+
+    Raises :class:`StoreMismatchError` naming what differs.
+    """
+    fingerprint = job.fingerprint(model_sha256)
+    attrs_file = store / ".zattrs"
+    if attrs_file.exists():
+        attrs = json.loads(attrs_file.read_text()).get(FORMAT_KEY)
+        if attrs is None:
+            raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
+        if attrs["fingerprint"] != fingerprint:
+            ours = {"model_sha256": model_sha256, "method": job.method, "target": job.target,
+                    "seed": job.seed, "options": job.options}
+            diffs = [f"{k}: store has {attrs.get(k)!r}, this run {v!r}"
+                     for k, v in ours.items() if attrs.get(k) != v]
+            raise StoreMismatchError(
+                f"{store}: made with a different model, method or options, refusing to mix results "
+                f"({'; '.join(diffs) or 'fingerprint differs'}). Use another --out, or delete the store."
+            )
+        return attrs
+    if store.exists() and any(not atomic.is_temp_name(p.name) for p in store.iterdir()):
+        raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
+    store.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "fingerprint": fingerprint,
+        "model": str(job.model),
+        "model_sha256": model_sha256,
+        "method": job.method,
+        "target": job.target,
+        "seed": job.seed,
+        "options": job.options,
+        "plate": str(job.plate),
+        "napari_pcim_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    rows = list(plate.rows)
+    cols = [str(c) for c in plate.columns]
+    wells = [{"path": "/".join(_well_path(w)), "rowIndex": rows.index(_well_path(w)[0]),
+              "columnIndex": cols.index(_well_path(w)[1])} for w in plate.wells]
+    ngff_plate = {"version": "0.4", "name": f"napari-pcim {job.method}",
+                  "rows": [{"name": r} for r in rows], "columns": [{"name": c} for c in cols],
+                  "wells": wells}
+    atomic.write_json(store / ".zgroup", {"zarr_format": 2})
+    atomic.write_json(attrs_file, {"plate": ngff_plate, FORMAT_KEY: meta})  # last: marks the store
+    return meta
+
+
+def write_field_group(
+    final: Path,
+    maps: np.ndarray,
+    map_names: list[str],
+    labels: dict[str, np.ndarray],
+    pixel_size: Sequence[float] | None,
+    record: dict[str, Any],
+) -> None:
+    """Write one field (maps + labels + record under ``napari_pcim``) atomically to ``final``.
+
+    A field written twice (e.g. a retried dask task) keeps the first copy.
+    """
+    from napari_pcim.export import write_ome_zarr_image
+
+    if final.exists():
+        return
+    try:
+        with atomic.atomic_directory(final) as tmp:
+            write_ome_zarr_image(tmp, maps.astype(np.float32), map_names, labels,
+                                 tuple(pixel_size) if pixel_size else None, record)
+    except FileExistsError:  # another task finished the same field meanwhile
+        if not (final / ".zattrs").is_file():
+            raise
+
+
+def _record_order(rec: dict[str, Any]) -> tuple[int, str, int, int]:
+    """Sort key of a record: row (A … Z, AA …), column number, field."""
+    row, col = _well_path(rec["well"])
+    return len(row), row, int(col) if col.isdigit() else 0, int(rec["field"])
+
+
+def read_records(store: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of the complete fields of a result store, in (row, column, field) order."""
+    out = []
+    for attrs in _field_attr_files(Path(store)):
+        rec = json.loads(attrs.read_text()).get(FORMAT_KEY)
+        if rec:
+            out.append(rec)
+    out.sort(key=_record_order)
+    return out
+
+
+def write_csv(store: Path, csv_path: Path) -> int:
+    """(Re)write the per-field table from the records of the complete fields; atomic."""
+    records = read_records(store)
+    columns: list[str] = []
+    for rec in records:
+        columns += [k for k in rec if k not in columns and k not in ("name", "targets")]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for rec in records:
+                writer.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in columns})
+
+    atomic.write_with(csv_path, write)
+    return len(records)
+
+
+def read_store_meta(store: str | os.PathLike) -> dict[str, Any]:
+    """The root ``napari_pcim`` attributes of a result store (model, method, plate, options).
+
+    Raises ``ValueError`` naming the path when it is not a napari-pcim result store.
+    """
+    attrs_file = Path(store) / ".zattrs"
+    try:
+        meta = json.loads(attrs_file.read_text()).get(FORMAT_KEY)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{store}: not a napari-pcim result store (cannot read {attrs_file.name}: {exc})") from exc
+    if not isinstance(meta, dict) or "method" not in meta:
+        raise ValueError(f"{store}: not a napari-pcim result store (no '{FORMAT_KEY}' entry in .zattrs)")
+    return meta
+
+
+def read_field_maps(
+    store: str | os.PathLike, well: str, field_index: int
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """One done field of a result store: maps (T, Y, X) float32, their names, its record.
+
+    Raises ``KeyError`` naming the well and (0-based) field when the store lacks that field.
+    """
+    import zarr
+
+    if not is_done(Path(store), well, field_index):
+        raise KeyError(f"{store}: no result for {field_label(well, field_index)}")
+    group = zarr.open_group(str(field_dir(Path(store), well, field_index)), mode="r")
+    maps = np.asarray(group["0"][:], dtype=np.float32)
+    names = [c["label"] for c in group.attrs["omero"]["channels"]]
+    return maps, names, dict(group.attrs[FORMAT_KEY])
+
+
+@dataclass
+class ResultStore:
+    """An open whole-plate result store: its path, root metadata and per-field records."""
+
+    path: Path
+    meta: dict[str, Any]  # root .zattrs["napari_pcim"]: model, method, target, options, plate
+    records: list[dict[str, Any]]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> ResultStore:
+        """Read a store's metadata and records; ``ValueError`` names a path that is no store."""
+        return cls(Path(path), read_store_meta(path), read_records(path))
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, in the classifier's order, from the records' ``p_<class>`` keys."""
+        for rec in self.records:
+            return [k[2:] for k in rec if k.startswith("p_")]
+        return []
+
+    def record(self, well: str, field: int) -> dict[str, Any] | None:
+        """The record of one (0-based) field, or None when it is not done."""
+        return next((r for r in self.records if r["well"] == well and r["field"] == field), None)
+
+    def per_well(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Per-well class probabilities and relevance mass inside GT, averaged over fields."""
+        classes = self.classes
+        probs: dict[str, list[np.ndarray]] = {}
+        mass: dict[str, list[float]] = {}
+        for rec in self.records:
+            probs.setdefault(rec["well"], []).append(
+                np.array([float(rec[f"p_{c}"]) for c in classes])
+            )
+            value = rec.get("relevance_mass")
+            if value is not None and np.isfinite(value):
+                mass.setdefault(rec["well"], []).append(float(value))
+        return (
+            {w: np.mean(p, axis=0) for w, p in probs.items()},
+            {w: float(np.mean(v)) for w, v in mass.items()},
+        )

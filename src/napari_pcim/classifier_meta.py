@@ -1,0 +1,231 @@
+"""Classifier metadata: the JSON a napari-pcim classifier carries, read and validated.
+
+:class:`ClassifierMeta` is the validated metadata (channels, input size,
+normalisation, classes, field mode); :func:`read_metadata` reads it from a
+TorchScript archive (embedded ``napari_pcim.json``, else a sidecar
+``<model file>.json``) without loading the module. No torch import here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+METADATA_NAME = "napari_pcim.json"
+FIELD_MODES = ("resize", "tile")
+_REQUIRED_KEYS = ("channels", "input_size", "normalization", "classes")
+
+
+class ClassifierError(ValueError):
+    """A classifier file or its metadata cannot be used; the message says why."""
+
+
+@dataclass
+class ClassifierMeta:
+    """Validated napari-pcim metadata of a classifier (see docs/models.md)."""
+
+    channels: list[str]
+    input_size: tuple[int, int]
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    field_mode: str = "resize"
+    tile_overlap: int = 0
+    has_localize: bool = False
+    arch: str = "unknown"
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "metadata") -> ClassifierMeta:
+        """Validate a metadata dict; errors name the ``source``, the key and what was expected."""
+
+        def fail(key: str, expected: str, got: Any) -> ClassifierError:
+            return ClassifierError(
+                f"{source}: metadata key {key!r} must be {expected}, got {got!r}"
+            )
+
+        if not isinstance(data, dict):
+            raise ClassifierError(f"{source}: metadata must be a JSON object, got {type(data).__name__}")
+        missing = [k for k in _REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ClassifierError(
+                f"{source}: metadata is missing required key(s) {missing}; "
+                f"required: {list(_REQUIRED_KEYS)}"
+            )
+
+        def names(key: str, min_len: int) -> list[str]:
+            value = data[key]
+            if (
+                not isinstance(value, list)
+                or len(value) < min_len
+                or not all(isinstance(v, str) and v.strip() for v in value)
+            ):
+                raise fail(key, f"a list of at least {min_len} non-empty strings", value)
+            if len(set(value)) != len(value):
+                raise fail(key, "a list of unique names", value)
+            return list(value)
+
+        channels = names("channels", 1)
+        classes = names("classes", 2)
+
+        size = data["input_size"]
+        if (
+            not isinstance(size, list | tuple)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        ):
+            raise fail("input_size", "[height, width] of two positive integers", size)
+
+        norm = data["normalization"]
+        if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+            raise fail("normalization", 'an object {"mean": [...], "std": [...]}', norm)
+        stats = {}
+        for key in ("mean", "std"):
+            values = norm[key]
+            if (
+                not isinstance(values, list)
+                or len(values) != len(channels)
+                or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in values
+                )
+            ):
+                raise fail(
+                    f"normalization.{key}",
+                    f"a list of {len(channels)} finite numbers (one per channel)",
+                    values,
+                )
+            stats[key] = [float(v) for v in values]
+        if any(s <= 0 for s in stats["std"]):
+            raise fail("normalization.std", "strictly positive numbers", norm["std"])
+
+        mode = data.get("field_mode", "resize")
+        if mode not in FIELD_MODES:
+            raise fail("field_mode", f"one of {list(FIELD_MODES)}", mode)
+        overlap = data.get("tile_overlap", 0)
+        if (
+            not isinstance(overlap, int)
+            or isinstance(overlap, bool)
+            or overlap < 0
+            or overlap >= min(size)
+        ):
+            raise fail("tile_overlap", f"an integer in [0, {min(size) - 1}] (pixels)", overlap)
+        has_localize = data.get("has_localize", False)
+        if not isinstance(has_localize, bool):
+            raise fail("has_localize", "true or false", has_localize)
+        arch = data.get("arch", "unknown")
+        description = data.get("description", "")
+        for key, value in (("arch", arch), ("description", description)):
+            if not isinstance(value, str):
+                raise fail(key, "a string", value)
+
+        known = {*_REQUIRED_KEYS, "field_mode", "tile_overlap", "has_localize", "arch", "description"}
+        return cls(
+            channels=channels,
+            input_size=(int(size[0]), int(size[1])),
+            mean=stats["mean"],
+            std=stats["std"],
+            classes=classes,
+            field_mode=mode,
+            tile_overlap=overlap,
+            has_localize=has_localize,
+            arch=arch,
+            description=description,
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able metadata dict (the inverse of :meth:`from_dict`)."""
+        out = asdict(self)
+        extra = out.pop("extra")
+        out["input_size"] = list(self.input_size)
+        out["normalization"] = {"mean": out.pop("mean"), "std": out.pop("std")}
+        return {**out, **extra}
+
+    def raw_zero(self) -> list[float]:
+        """Zero raw intensity in normalised units, per channel: ``-mean / std``."""
+        return [-m / s for m, s in zip(self.mean, self.std)]
+
+
+def _archive_entries(path: Path) -> list[str]:
+    """Entry names of a TorchScript zip archive, or ClassifierError if it is not one."""
+    if not path.exists():
+        raise ClassifierError(f"{path}: classifier file not found")
+    if not path.is_file():
+        raise ClassifierError(f"{path}: not a file")
+    if not zipfile.is_zipfile(path):
+        raise ClassifierError(
+            f"{path}: not a TorchScript archive (not a zip file). Export the model with "
+            "torch.jit.script(model) or torch.jit.trace(model, x) and save it with "
+            "napari_pcim.classifier.save_classifier()"
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entries = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ClassifierError(f"{path}: unreadable zip archive ({exc})") from exc
+    has = {
+        key: any(re.fullmatch(rf"[^/]+/{pattern}", name) for name in entries)
+        for key, pattern in (
+            ("code", r"code/.+"),
+            ("constants", r"constants\.pkl"),
+            ("data", r"data\.pkl"),
+        )
+    }
+    if not all(has.values()):
+        hint = (
+            " It looks like a torch.save() checkpoint (e.g. a state_dict); napari-pcim does not "
+            "unpickle those. Rebuild the model, load the weights yourself, then export it with "
+            "torch.jit.script() and save_classifier()."
+            if has["data"]
+            else ""
+        )
+        lacking = [k for k, ok in has.items() if not ok]
+        raise ClassifierError(
+            f"{path}: not a TorchScript archive (missing {lacking} entries).{hint}"
+        )
+    return entries
+
+
+def read_metadata(path: str | os.PathLike) -> ClassifierMeta:
+    """Read and validate a classifier's metadata without loading the module.
+
+    The archive's ``napari_pcim.json`` wins over a sidecar ``<path>.json``; the
+    sidecar is used only when the archive carries none.
+    """
+    path = Path(path)
+    entries = _archive_entries(path)
+    sidecar = path.with_name(path.name + ".json")
+    inner = [n for n in entries if re.fullmatch(rf"[^/]+/extra/{re.escape(METADATA_NAME)}", n)]
+    if inner:
+        with zipfile.ZipFile(path) as zf:
+            raw = zf.read(inner[0])
+        source = f"{path} (embedded {METADATA_NAME})"
+        if sidecar.exists():
+            warnings.warn(
+                f"{sidecar} ignored: {path} carries its own {METADATA_NAME}, which takes precedence",
+                UserWarning,
+                stacklevel=2,
+            )
+    elif sidecar.exists():
+        raw = sidecar.read_bytes()
+        source = str(sidecar)
+    else:
+        raise ClassifierError(
+            f"{path}: no napari-pcim metadata: the archive has no _extra_files[{METADATA_NAME!r}] "
+            f"and there is no sidecar {sidecar.name}. See docs/models.md for the keys "
+            f"(required: {list(_REQUIRED_KEYS)})"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClassifierError(f"{source}: metadata is not valid JSON ({exc})") from exc
+    return ClassifierMeta.from_dict(data, source=source)

@@ -1,0 +1,91 @@
+"""Read a single bioio-readable file (OME-TIFF, CZI, ND2, ...) or an open image object as a plate.
+
+Scenes become fields, grouped by well when every scene name contains a well name
+(``B03``, ``Well B3``), otherwise all fields of well ``A01``; fields are 0-based in
+scene order. Z stacks are max-projected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_pcim.plate_io.model import Backend, Plate, PlateError, check_channel_names
+from napari_pcim.plate_io.plate_map import find_plate_map
+from napari_pcim.plate_io.wells import well_name
+
+# A well name inside a scene name: "B03", "Well B3", "B3_Field1" (not "C1" in "Scene C12x").
+_SCENE_WELL = re.compile(r"(?:^|[^A-Za-z0-9])(?:well[\s_-]*)?([A-Pa-p])(\d{1,2})(?![0-9])", re.I)
+
+
+def open_bioio(
+    img: Any, path: Path, pm: dict | None, channel_names: Sequence[str] | None
+) -> Plate:
+    """Scenes of a bioio/aicsimageio image as fields, grouped by well when scenes name wells."""
+    try:
+        scenes = list(img.scenes)
+    except Exception as e:  # noqa: BLE001
+        raise PlateError(f"{path}: cannot list scenes ({type(e).__name__}: {e})") from None
+    if not scenes:
+        raise PlateError(f"{path}: image has no scenes")
+    # OME readers give scene ids like "Image:0"; the OME Image names carry the well.
+    names_for_wells = [str(s) for s in scenes]
+    try:
+        images = img.ome_metadata.images
+        if len(images) == len(scenes):
+            names_for_wells = [f"{im.name or ''} {s}" for im, s in zip(images, scenes)]
+    except Exception:  # noqa: BLE001 - not an OME reader: scene ids only
+        pass
+    wells = []
+    for s in names_for_wells:
+        m = _SCENE_WELL.search(s)
+        wells.append(well_name(m.group(1), m.group(2)) if m else None)
+    if any(w is None for w in wells):  # not all scenes named by well: fields of one well
+        wells = ["A01"] * len(scenes)
+
+    # Channel counts per scene (metadata only), checked up front.
+    counts = []
+    for s in scenes:
+        try:
+            img.set_scene(s)
+            counts.append(int(img.dims.C))
+        except Exception as e:  # noqa: BLE001
+            raise PlateError(f"{path}: cannot read scene {s!r} ({type(e).__name__}: {e})") from None
+    for s, c in zip(scenes[1:], counts[1:]):
+        if c != counts[0]:
+            raise PlateError(
+                f"{path}: scene {s!r} has {c} channel(s) but scene {scenes[0]!r} has {counts[0]}"
+            )
+    img.set_scene(scenes[0])
+    if channel_names is not None:
+        names = check_channel_names(path, channel_names, counts[0])
+    else:
+        names = [str(c) for c in (img.channel_names or [])]
+        if len(names) != counts[0]:
+            names = [f"C{i}" for i in range(counts[0])]
+    pixel_size = None
+    try:
+        pps = img.physical_pixel_sizes
+        if pps.Y and pps.X:
+            pixel_size = (float(pps.Y), float(pps.X))
+    except Exception:  # noqa: BLE001 - some readers lack physical sizes
+        pixel_size = None
+
+    fields: dict[str, list[Any]] = {}
+    for w, s in zip(wells, scenes):
+        fields.setdefault(w, []).append(s)
+
+    def load(scene: Any) -> np.ndarray:
+        """One scene as (C, Y, X): the first time point, Z stacks max-projected."""
+        img.set_scene(scene)
+        data = np.asarray(img.get_image_data("CZYX", T=0))
+        return data.max(axis=1) if data.shape[1] > 1 else data[:, 0]  # Z stacks: max projection
+
+    backend = Backend(fields, load, lambda _s: {}, lambda s: f"{path} [scene {s}]")
+    if pm is None and path.name != "<image object>":
+        pm = find_plate_map(path)
+    return Plate(path, "bioio", backend, names, pixel_size, pm)

@@ -1,0 +1,180 @@
+"""Read OME-Zarr: HCS plates (NGFF 0.4 on zarr format 2, NGFF 0.5 on zarr v3) and single images.
+
+Plate and well metadata are read at once as plain JSON; pixel arrays are opened with
+zarr lazily, on ``read_field``. A well's fields are the images its NGFF well metadata
+lists, in order: field ``i`` (0-based) is the ``i``-th image (path ``"0"`` first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_pcim.plate_io.model import Backend, Plate, PlateError, check_channel_names
+from napari_pcim.plate_io.plate_map import find_plate_map, plate_map_from_rows
+from napari_pcim.plate_io.wells import well_name
+
+
+def zarr_attrs_file(path: Path) -> Path | None:
+    """The metadata file that makes ``path`` a zarr group, or None."""
+    for name in ("zarr.json", ".zattrs", ".zgroup"):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def _attrs(node: Path) -> dict[str, Any]:
+    """Attributes of a local zarr group: ``.zattrs`` (format 2) or ``zarr.json`` (format 3).
+
+    Read as plain JSON: opening each of a plate's wells through zarr costs ~100x more.
+    """
+    try:
+        if (node / "zarr.json").is_file():
+            return json.loads((node / "zarr.json").read_text()).get("attributes", {})
+        if (node / ".zattrs").is_file():
+            return json.loads((node / ".zattrs").read_text())
+        if (node / ".zgroup").is_file():
+            return {}
+    except (OSError, ValueError) as e:
+        raise PlateError(f"{node}: unreadable zarr metadata ({e})") from None
+    raise PlateError(f"{node}: not a zarr group (no zarr.json or .zgroup)")
+
+
+def _ome(attrs: dict[str, Any]) -> dict[str, Any]:
+    """NGFF 0.5 nests metadata under "ome"; 0.4 keeps it at the top level."""
+    return attrs.get("ome", attrs)
+
+
+def _open_array(path: Path) -> Any:
+    """The zarr array at ``path``, read-only; PlateError if it cannot be opened."""
+    import zarr
+
+    try:
+        return zarr.open_array(str(path), mode="r")
+    except Exception as e:  # noqa: BLE001
+        raise PlateError(f"{path}: cannot open zarr array ({type(e).__name__}: {e})") from None
+
+
+def open_zarr(path: Path, pm: dict | None, channel_names: Sequence[str] | None) -> Plate:
+    """An OME-Zarr HCS plate (or a single OME-Zarr image) at ``path`` as a :class:`Plate`."""
+    attrs = _attrs(path)
+    plate = _ome(attrs).get("plate")
+    if plate is None:
+        if "multiscales" in _ome(attrs):  # a single OME-Zarr image: one well, one field
+            return _open_zarr_image(path, pm, channel_names)
+        raise PlateError(f"{path}: zarr group has no NGFF 'plate' metadata (not an HCS plate)")
+    try:
+        rows = [r["name"] for r in plate["rows"]]
+        cols = [int(c["name"]) for c in plate["columns"]]
+        well_paths = [w["path"] for w in plate["wells"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise PlateError(f"{path}: malformed NGFF plate metadata ({e})") from None
+
+    fields: dict[str, list[Path]] = {}
+    for wp in well_paths:
+        r, c = wp.split("/")
+        try:
+            images = [im["path"] for im in _ome(_attrs(path / wp))["well"]["images"]]
+        except (KeyError, TypeError) as e:
+            raise PlateError(
+                f"{path / wp}: malformed or missing NGFF well metadata ({e})"
+            ) from None
+        fields[well_name(r, c)] = [path / wp / im for im in images]
+
+    meta = attrs.get("napari_pcim", {})
+    if pm is None:
+        pm = find_plate_map(path)
+    if pm is None and meta.get("plate_map"):
+        pm = plate_map_from_rows(meta["plate_map"])
+
+    first = next((f for fl in fields.values() for f in fl), None)
+    names: list[str] = []
+    pixel_size = None
+    if first is not None:
+        names, pixel_size, n_channels, _ = _zarr_image_meta(first)
+        if channel_names is not None:
+            names = check_channel_names(path, channel_names, n_channels)
+    backend = Backend(fields, _load_zarr_image, _load_zarr_labels, str)
+    return Plate(path, "zarr", backend, names, pixel_size, pm, rows, cols, metadata=meta)
+
+
+def _load_zarr_image(image: Path) -> np.ndarray:
+    """The full-resolution (C, Y, X) data of an NGFF image group."""
+    _, _, _, ds = _zarr_image_meta(image)
+    return _squeeze_to_cyx(_open_array(image / ds), _zarr_axes(_attrs(image)), image)
+
+
+def _load_zarr_labels(image: Path) -> dict[str, np.ndarray]:
+    """The NGFF image-labels of an image group, ``{name: (Y, X)}``."""
+    if zarr_attrs_file(image / "labels") is None:
+        return {}
+    out = {}
+    for name in _ome(_attrs(image / "labels")).get("labels", []):
+        ms = _ome(_attrs(image / "labels" / name))["multiscales"][0]
+        arr = np.asarray(_open_array(image / "labels" / name / ms["datasets"][0]["path"])[...])
+        out[name] = arr.reshape(arr.shape[-2:])
+    return out
+
+
+def _zarr_axes(attrs: dict[str, Any]) -> list[str]:
+    """Axis names of an image's first multiscale (NGFF 0.3 without axes: t, c, z, y, x)."""
+    ms = _ome(attrs)["multiscales"][0]
+    axes = ms.get("axes") or ["t", "c", "z", "y", "x"]
+    return [a["name"] if isinstance(a, dict) else a for a in axes]
+
+
+def _zarr_image_meta(image: Path) -> tuple[list[str], tuple[float, float] | None, int, str]:
+    """Channel names, (y, x) pixel size, channel count and full-resolution dataset of an image."""
+    try:
+        attrs = _attrs(image)
+        ome = _ome(attrs)
+        ds = ome["multiscales"][0]["datasets"][0]
+        axes = _zarr_axes(attrs)
+    except (KeyError, IndexError, TypeError) as e:
+        raise PlateError(f"{image}: malformed or missing NGFF multiscales metadata ({e})") from None
+    shape = _open_array(image / ds["path"]).shape
+    n_c = shape[axes.index("c")] if "c" in axes else 1
+    names = [
+        ch.get("label", f"C{i}") for i, ch in enumerate(ome.get("omero", {}).get("channels", []))
+    ]
+    if len(names) != n_c:
+        names = [f"C{i}" for i in range(n_c)]
+    pixel_size = None
+    for t in ds.get("coordinateTransformations", []):
+        if t.get("type") == "scale" and "y" in axes and "x" in axes:
+            pixel_size = (float(t["scale"][axes.index("y")]), float(t["scale"][axes.index("x")]))
+    return names, pixel_size, n_c, ds["path"]
+
+
+def _squeeze_to_cyx(arr: Any, axes: list[str], where: Path) -> np.ndarray:
+    """Read an NGFF array with ``axes`` as (C, Y, X): first t and middle z, channel axis kept."""
+    index = []
+    for a, n in zip(axes, arr.shape):
+        if a == "t":
+            index.append(0)
+        elif a == "z":
+            index.append(n // 2)
+        else:
+            index.append(slice(None))
+    data = np.asarray(arr[tuple(index)])
+    kept = [a for a in axes if a not in ("t", "z")]
+    if "c" not in kept:
+        data, kept = data[None], ["c", *kept]
+    if kept != ["c", "y", "x"]:
+        raise PlateError(f"{where}: unsupported axes {axes}")
+    return data
+
+
+def _open_zarr_image(path: Path, pm: dict | None, channel_names: Sequence[str] | None) -> Plate:
+    """A single OME-Zarr image opened as a one-field plate (well A01)."""
+    names, pixel_size, n_c, _ = _zarr_image_meta(path)
+    if channel_names is not None:
+        names = check_channel_names(path, channel_names, n_c)
+    backend = Backend({"A01": [path]}, _load_zarr_image, _load_zarr_labels, str)
+    return Plate(
+        path, "zarr", backend, names, pixel_size, pm if pm is not None else find_plate_map(path)
+    )
