@@ -7,7 +7,7 @@ pixel reads and one error type.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,12 +110,6 @@ class Plate:
     def n_fields(self, well: str) -> int:
         """Number of fields (sites) imaged in ``well``."""
         return len(self._handles(well))
-
-    def iter_fields(self) -> Iterator[tuple[str, int]]:
-        """All (well, field) pairs in plate order."""
-        for w in self.wells:
-            for f in range(self.n_fields(w)):
-                yield w, f
 
     def _handles(self, well: str) -> list[Any]:
         try:
