@@ -25,11 +25,13 @@ _LAZY = {
     "Plate": "napari_pcim.plate_io",
     "PlateError": "napari_pcim.plate_io",
     "make_plate": "napari_pcim.synth",
+    "cell_table": "napari_pcim.cells",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from napari_pcim.cells import cell_table
     from napari_pcim.classifier import Classifier, ClassifierError, load_classifier
     from napari_pcim.explainers import Attribution, Cancelled, explain
     from napari_pcim.plate_io import Plate, PlateError, open_plate

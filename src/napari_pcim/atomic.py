@@ -37,14 +37,17 @@ def is_temp_name(name: str) -> bool:
     return bool(_TEMP.match(name))
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Delete leftover temp files/folders in ``folder`` (e.g. after a kill -9); returns the count."""
+def remove_stale_temps(folder: str | os.PathLike, *, of: str | None = None) -> int:
+    """Delete leftover temp files/folders in ``folder`` (e.g. after a kill -9); returns the count.
+
+    With ``of``, only the temps of that one name (``.<of>.<8 hex>.tmp|old``) are removed.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     n = 0
     for entry in folder.iterdir():
-        if is_temp_name(entry.name):
+        if is_temp_name(entry.name) and (of is None or entry.name[:-13] == f".{of}"):
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             n += 1
     return n

@@ -21,7 +21,6 @@ Main entry points: :func:`load_classifier`, :class:`Classifier`,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -38,10 +37,12 @@ import torch.nn.functional as F
 
 from napari_pcim.classifier_meta import (
     FIELD_MODES,
+    MANIFEST_NAME,
     METADATA_NAME,
     ClassifierError,
     ClassifierMeta,
     read_metadata,
+    verify_archive,
 )
 from napari_pcim.devices import resolve_device
 from napari_pcim.tiling import TilePlan
@@ -238,12 +239,10 @@ def _umask() -> int:
     return mask
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _bundled_manifest(path: Path) -> Path | None:
+    """The checksum manifest that covers ``path`` when it is a bundled model, else None."""
+    root = _bundled_dir()
+    return root / MANIFEST_NAME if path.resolve().parent == root.resolve() else None
 
 
 def load_classifier(
@@ -259,6 +258,7 @@ def load_classifier(
     """
     path = Path(path).expanduser()
     meta = read_metadata(path)  # also checks the file is a TorchScript archive
+    sha256 = verify_archive(path, _bundled_manifest(path))
     dev = resolve_device(device)
     source = str(path)
     if channels is not None:
@@ -275,7 +275,7 @@ def load_classifier(
             "(export it with @torch.jit.export)"
         )
     _dry_forward(module, meta, dev, source)
-    return Classifier(module, meta, path, _sha256(path), dev)
+    return Classifier(module, meta, path, sha256, dev)
 
 
 def save_classifier(
@@ -350,7 +350,7 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
 def bundled_model_path(name: str) -> Path:
     """Path of a bundled model by name (``"foci_vgg"`` or ``"foci_vgg.pt"``)."""
     models = bundled_models()
-    key = name[:-3] if name.endswith(".pt") else name
+    key = name.removesuffix(".pt")
     if key not in models:
         raise ClassifierError(
             f"no bundled model named {name!r}; available: {sorted(models) or 'none'}"

@@ -3,17 +3,21 @@
 :class:`ClassifierMeta` is the validated metadata (channels, input size,
 normalisation, classes, field mode); :func:`read_metadata` reads it from a
 TorchScript archive (embedded ``napari_pcim.json``, else a sidecar
-``<model file>.json``) without loading the module. No torch import here.
+``<model file>.json``) without loading the module; :func:`verify_archive` checks
+the archive's CRCs and, for bundled models, the sha256 recorded in ``SHA256SUMS``.
+No torch import here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
 import warnings
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +159,52 @@ class ClassifierMeta:
         return [-m / s for m, s in zip(self.mean, self.std)]
 
 
+#: The bundled models' checksums, in ``sha256sum`` format (``sha256sum *.pt > SHA256SUMS``).
+MANIFEST_NAME = "SHA256SUMS"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def recorded_sha256(manifest: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of a ``sha256sum``-format manifest; ClassifierError if unreadable."""
+    try:
+        pairs = [ln.split(None, 1) for ln in manifest.read_text().splitlines() if ln.strip()]
+        return {name.lstrip("*"): digest for digest, name in pairs}
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"{manifest}: unreadable model checksum manifest ({exc})") from exc
+
+
+def verify_archive(path: Path, manifest: Path | None = None) -> str:
+    """Check every entry's CRC (and the sha256 in ``manifest`` when given); return the sha256.
+
+    A failure is a ClassifierError starting "corrupt model file <path>".
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise ClassifierError(f"corrupt model file {path}: {exc}") from exc
+    if bad is not None:
+        raise ClassifierError(f"corrupt model file {path}: entry {bad} fails its CRC check")
+    digest = _file_sha256(path)
+    if manifest is not None:
+        expected = recorded_sha256(manifest).get(path.name)
+        if expected is None:
+            raise ClassifierError(f"corrupt model file {path}: no sha256 recorded in {manifest}")
+        if expected != digest:
+            raise ClassifierError(
+                f"corrupt model file {path}: sha256 {digest[:12]}… differs from the "
+                f"{expected[:12]}… recorded in {manifest}; reinstall napari-pcim"
+            )
+    return digest
+
+
 def _archive_entries(path: Path) -> list[str]:
     """Entry names of a TorchScript zip archive, or ClassifierError if it is not one."""
     if not path.exists():
@@ -206,8 +256,11 @@ def read_metadata(path: str | os.PathLike) -> ClassifierMeta:
     sidecar = path.with_name(path.name + ".json")
     inner = [n for n in entries if re.fullmatch(rf"[^/]+/extra/{re.escape(METADATA_NAME)}", n)]
     if inner:
-        with zipfile.ZipFile(path) as zf:
-            raw = zf.read(inner[0])
+        try:
+            with zipfile.ZipFile(path) as zf:
+                raw = zf.read(inner[0])
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+            raise ClassifierError(f"corrupt model file {path}: {inner[0]}: {exc}") from exc
         source = f"{path} (embedded {METADATA_NAME})"
         if sidecar.exists():
             warnings.warn(

@@ -13,7 +13,9 @@ another size becomes classifier input (``field_mode``):
   normalised so the weights sum to 1 at every pixel.
 
 :class:`TilePlan` holds the geometry; :meth:`TilePlan.split` and
-:meth:`TilePlan.assemble` do the work on torch tensors.
+:meth:`TilePlan.assemble` do the work on torch tensors. :class:`Tiles` is the
+lazy form of ``split``: it cuts the tiles a method asks for, a chunk at a time,
+so a large field's tiles are never all in memory at once.
 """
 
 from __future__ import annotations
@@ -103,10 +105,11 @@ class TilePlan:
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """Fields (N, C, Y, X) → classifier inputs (N * n_tiles, C, h, w), field-major."""
-        x = _resize(x, self.work_shape)
-        h, w = self.tile
-        tiles = torch.stack([x[:, :, y : y + h, x0 : x0 + w] for y in self.ys for x0 in self.xs], dim=1)
-        return tiles.reshape(-1, *tiles.shape[2:])
+        return Tiles(self, x)[:]
+
+    def tiles(self, x: torch.Tensor) -> Tiles:
+        """The lazy :meth:`split` of fields (N, C, Y, X): tiles are cut when indexed."""
+        return Tiles(self, x)
 
     def split_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Label images (N, Y, X) → tile label images (N * n_tiles, h, w) (nearest resize)."""
@@ -139,3 +142,42 @@ class TilePlan:
         else:
             out = maps[:, 0]
         return _resize(out, self.field_shape)
+
+
+class Tiles:
+    """The tiles of fields (N, C, Y, X) under a :class:`TilePlan`, cut only when indexed.
+
+    Indexing with an int, a slice, a list or a 1-D integer tensor of tile numbers
+    (field-major, as :meth:`TilePlan.split` orders them) returns those tiles as
+    one new (k, C, h, w) tensor. ``shape``, ``device``, ``dtype`` and ``len()``
+    describe the whole stack without building it.
+    """
+
+    def __init__(self, plan: TilePlan, fields: torch.Tensor) -> None:
+        self.plan = plan
+        self.work = _resize(fields, plan.work_shape)
+        n, c = fields.shape[:2]
+        self.shape = torch.Size((n * plan.n_tiles, c, *plan.tile))
+        self.device = fields.device
+        self.dtype = fields.dtype
+        self._starts = [(y, x0) for y in plan.ys for x0 in plan.xs]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int | slice | list[int] | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, int):
+            return self[[index]][0]
+        if isinstance(index, slice):
+            numbers = list(range(len(self)))[index]
+        else:
+            numbers = torch.as_tensor(index).reshape(-1).tolist()
+        h, w = self.plan.tile
+        k = self.plan.n_tiles
+        if not numbers:
+            return self.work.new_empty((0, *self.shape[1:]))
+        parts = []
+        for i in numbers:
+            y, x0 = self._starts[i % k]
+            parts.append(self.work[i // k, :, y : y + h, x0 : x0 + w])
+        return torch.stack(parts)

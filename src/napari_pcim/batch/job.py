@@ -31,21 +31,42 @@ class BatchJob:
     wells: list[str] | None = None
     fields: list[int] | None = None
 
-    def fingerprint(self, model_sha256: str) -> str:
-        """Hash of what determines the maps (not the device, wells or fields chosen)."""
-        spec = {
-            "model_sha256": model_sha256,
-            "method": self.method,
-            "target": self.target,
-            "seed": self.seed,
-            "options": self.options,
-        }
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    def fingerprint(self, model_sha256: str, plate_identity: dict[str, str]) -> str:
+        """Hash of what determines the maps: model, method, target, seed, options and plate
+        (its absolute path and content hash, see :func:`plate_identity`); not the device,
+        wells or fields chosen."""
+        return hashlib.sha256(json.dumps(self.identity(model_sha256, plate_identity), sort_keys=True,
+                                         default=str).encode()).hexdigest()
+
+    def identity(self, model_sha256: str, plate_identity: dict[str, str]) -> dict[str, Any]:
+        """The fingerprinted values, by the names the store's metadata uses."""
+        return {"model_sha256": model_sha256, "method": self.method, "target": self.target,
+                "seed": self.seed, "options": self.options, **plate_identity}
+
+
+def plate_identity(plate: Any) -> dict[str, str]:
+    """``{"plate": absolute path, "plate_sha256": hash of the plate's metadata}``.
+
+    The hash covers the kind, wells, fields per well, channel names, conditions,
+    phenotypes and pixel size: cheap (no pixels read), and different for two plates
+    that differ in layout or content description.
+    """
+    meta = {
+        "kind": getattr(plate, "kind", ""),
+        "wells": {w: plate.n_fields(w) for w in plate.wells},
+        "channels": list(plate.channel_names),
+        "conditions": dict(getattr(plate, "conditions", {}) or {}),
+        "phenotypes": dict(getattr(plate, "phenotypes", {}) or {}),
+        "pixel_size": list(plate.pixel_size) if getattr(plate, "pixel_size", None) else None,
+    }
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+    return {"plate": str(Path(plate.path).resolve()), "plate_sha256": digest}
 
 
 @dataclass
 class BatchReport:
-    """What a run did: fields done now, skipped (already done), still missing, and timings."""
+    """What a run did: fields done now, skipped (already done), failed (with their reason,
+    when run with ``skip_failed``), still missing, and timings."""
 
     store: Path
     csv: Path
@@ -55,6 +76,7 @@ class BatchReport:
     seconds: float
     fields_per_minute: float
     interrupted: bool = False
+    failed: list[tuple[str, int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for people: fields complete, speed, the table, what is left to do."""
@@ -65,9 +87,14 @@ class BatchReport:
             f"{self.fields_per_minute:.1f} fields/min",
             f"table: {self.csv}",
         ]
-        if self.missing:
-            names = ", ".join(field_label(w, f) for w, f in self.missing[:20])
-            more = f" and {len(self.missing) - 20} more" if len(self.missing) > 20 else ""
+        if self.failed:
+            lines.append(f"{len(self.failed)} field(s) failed (recorded in the store; a rerun retries them):")
+            lines += [f"  {field_label(w, f)}: {reason}" for w, f, reason in self.failed]
+        failed = {(w, f) for w, f, _ in self.failed}
+        unfinished = [p for p in self.missing if p not in failed]
+        if unfinished:
+            names = ", ".join(field_label(w, f) for w, f in unfinished[:20])
+            more = f" and {len(unfinished) - 20} more" if len(unfinished) > 20 else ""
             lines.append(f"not done ({'interrupted' if self.interrupted else 'failed'}): {names}{more}; "
                          "rerun the same command to finish them")
         return "\n".join(lines)
@@ -81,7 +108,9 @@ def field_seed(seed: int, well: str, field_index: int) -> int:
 def plan_fields(plate: Any, wells: Iterable[str] | None, fields: Iterable[int] | None) -> list[tuple[str, int]]:
     """The (well, field) pairs to process (fields 0-based), checked against the plate.
 
-    Unknown wells raise ``ValueError`` naming them; fields a well lacks are left out.
+    Unknown wells raise ``ValueError`` naming them; so do fields asked for (``fields``)
+    that a well lacks, naming the well and its field count. Without ``fields`` every
+    field of each well is planned.
     """
     chosen = list(wells) if wells else list(plate.wells)
     unknown = [w for w in chosen if w not in plate.wells]
@@ -91,7 +120,10 @@ def plan_fields(plate: Any, wells: Iterable[str] | None, fields: Iterable[int] |
     pairs = []
     for w in chosen:
         n = plate.n_fields(w)
-        for f in (fields if fields is not None else range(n)):
-            if 0 <= f < n:
-                pairs.append((w, int(f)))
+        wanted = list(fields) if fields is not None else list(range(n))
+        lacking = [f for f in wanted if not 0 <= f < n]
+        if lacking:
+            raise ValueError(f"{plate.path}: well {w} has {n} field(s) (0-based 0..{n - 1}), "
+                             f"no field {', '.join(map(str, lacking))}; choose --fields within that range")
+        pairs += [(w, int(f)) for f in wanted]
     return pairs

@@ -5,11 +5,15 @@ Layout of ``RESULT.zarr`` (laid out like the plate, NGFF 0.4, zarr format 2)::
     RESULT.zarr/.zattrs          plate metadata + {"napari_pcim": {fingerprint, model, method, ...}}
     RESULT.zarr/B/3/0/0          attribution maps (T, Y, X) float32, one channel per target class
     RESULT.zarr/B/3/0/labels/gt  the plate's ground-truth labels for that field, when it has them
-    RESULT.csv                   one row per done field: well, field, condition, prediction, metrics
+    RESULT.zarr/failed/B03_f0.json  a field that failed (run with ``skip_failed``): its reason
+    RESULT.csv                   one row per (well, field) done or failed: status, well, field,
+                                 condition, prediction, metrics (or the reason it failed)
 
-Every write goes through :mod:`napari_pcim.atomic`: a field folder appears whole or not
-at all, and readers skip the atomic temp names. Fields are 0-based (folder ``0`` is the
-well's first field, as in the plate).
+Every write goes through :mod:`napari_pcim.atomic` and its JSON is strict (no bare NaN):
+a field folder appears whole or not at all, readers skip the atomic temp names, and
+:func:`open_store` removes the temp leftovers of a killed run. The root metadata records
+the plate's absolute path and content hash, so a store never mixes two plates. Fields
+are 0-based (folder ``0`` is the well's first field, as in the plate).
 """
 
 from __future__ import annotations
@@ -19,21 +23,24 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_pcim import __version__, atomic
-from napari_pcim.batch.job import BatchJob
-from napari_pcim.vocabulary import field_label
+from napari_pcim.batch.job import BatchJob, plate_identity
+from napari_pcim.vocabulary import field_label, field_stem
 
 FORMAT_KEY = "napari_pcim"
 
 
+FAILED_DIR = "failed"
+
+
 class StoreMismatchError(ValueError):
-    """An existing result store was made with another model, method or options."""
+    """An existing result store was made with another plate, model, method or options."""
 
 
 def _well_path(well: str) -> tuple[str, str]:
@@ -57,30 +64,83 @@ def _field_attr_files(store: Path) -> Iterator[Path]:
     """The ``.zattrs`` of every complete field folder (``row/col/field``), skipping temp names."""
     for attrs in sorted(store.glob("*/*/*/.zattrs")):
         parts = attrs.relative_to(store).parts[:3]
-        if not any(atomic.is_temp_name(p) for p in parts):
+        if parts[0] != FAILED_DIR and not any(atomic.is_temp_name(p) or p.startswith(".") for p in parts):
             yield attrs
+
+
+def remove_stale_temps(store: Path) -> int:
+    """Delete what a killed run left: temp folders in the store's row, column and field
+    folders, and temp copies of the store's CSV beside it. Returns the count."""
+    n = 0
+    if store.is_dir():
+        n += atomic.remove_stale_temps(store) + atomic.remove_stale_temps(store / FAILED_DIR)
+        for row in store.iterdir():
+            if row.is_dir() and not row.name.startswith("."):
+                n += atomic.remove_stale_temps(row)
+                n += sum(atomic.remove_stale_temps(col) for col in row.iterdir() if col.is_dir())
+    for name in (store.name, store.with_suffix(".csv").name):
+        n += atomic.remove_stale_temps(store.parent, of=name)
+    return n
+
+
+def _failed_file(store: Path, well: str, field_index: int) -> Path:
+    return store / FAILED_DIR / f"{field_stem(well, field_index)}.json"
+
+
+def write_failed(store: Path, well: str, field_index: int, reason: str) -> None:
+    """Record that a field failed, with its reason (replaced when it fails again)."""
+    rec = {"name": field_label(well, field_index), "well": well, "field": field_index,
+           "status": "failed", "reason": reason}
+    atomic.write_json(_failed_file(store, well, field_index), rec)
+
+
+def clear_failed(store: Path, well: str, field_index: int) -> None:
+    """Forget a field's earlier failure (it is done now)."""
+    _failed_file(store, well, field_index).unlink(missing_ok=True)
+
+
+def read_failed(store: str | os.PathLike) -> list[dict[str, Any]]:
+    """The failed-field records of a store (fields done since are left out), in plate order."""
+    store = Path(store)
+    out = []
+    for path in sorted((store / FAILED_DIR).glob("*.json")):
+        if atomic.is_temp_name(path.name):
+            continue
+        rec = json.loads(path.read_text())
+        if not is_done(store, rec["well"], int(rec["field"])):
+            out.append(rec)
+    out.sort(key=_record_order)
+    return out
 
 
 def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dict[str, Any]:
     """Create ``store`` or check that an existing one was made by the same job.
 
-    Raises :class:`StoreMismatchError` naming what differs.
+    Raises :class:`StoreMismatchError` naming what differs (the plate included: its
+    absolute path and content hash), and ``FileExistsError`` when ``store`` is a file.
+    Removes the temp leftovers of an earlier, killed run.
     """
-    fingerprint = job.fingerprint(model_sha256)
+    if store.exists() and not store.is_dir():
+        raise FileExistsError(f"{store}: is a file, not a result store folder; choose another --out")
+    identity = plate_identity(plate)
+    fingerprint = job.fingerprint(model_sha256, identity)
     attrs_file = store / ".zattrs"
     if attrs_file.exists():
-        attrs = json.loads(attrs_file.read_text()).get(FORMAT_KEY)
+        try:
+            attrs = json.loads(attrs_file.read_text()).get(FORMAT_KEY)
+        except ValueError as exc:
+            raise StoreMismatchError(f"{attrs_file}: unreadable ({exc}); choose another --out") from None
         if attrs is None:
             raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
         if attrs["fingerprint"] != fingerprint:
-            ours = {"model_sha256": model_sha256, "method": job.method, "target": job.target,
-                    "seed": job.seed, "options": job.options}
+            ours = job.identity(model_sha256, identity)
             diffs = [f"{k}: store has {attrs.get(k)!r}, this run {v!r}"
                      for k, v in ours.items() if attrs.get(k) != v]
             raise StoreMismatchError(
-                f"{store}: made with a different model, method or options, refusing to mix results "
-                f"({'; '.join(diffs) or 'fingerprint differs'}). Use another --out, or delete the store."
+                f"{store}: made with a different plate, model, method or options, refusing to mix "
+                f"results ({'; '.join(diffs) or 'fingerprint differs'}). Use another --out, or delete the store."
             )
+        remove_stale_temps(store)
         return attrs
     if store.exists() and any(not atomic.is_temp_name(p.name) for p in store.iterdir()):
         raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
@@ -93,7 +153,7 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
         "target": job.target,
         "seed": job.seed,
         "options": job.options,
-        "plate": str(job.plate),
+        **identity,
         "napari_pcim_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -119,7 +179,8 @@ def write_field_group(
 ) -> None:
     """Write one field (maps + labels + record under ``napari_pcim``) atomically to ``final``.
 
-    A field written twice (e.g. a retried dask task) keeps the first copy.
+    A field written twice (e.g. a retried dask task) keeps the first copy. The
+    attributes are strict JSON: a non-finite value in ``record`` raises ``ValueError``.
     """
     from napari_pcim.export import write_ome_zarr_image
 
@@ -128,7 +189,9 @@ def write_field_group(
     try:
         with atomic.atomic_directory(final) as tmp:
             write_ome_zarr_image(tmp, maps.astype(np.float32), map_names, labels,
-                                 tuple(pixel_size) if pixel_size else None, record)
+                                 tuple(pixel_size) if pixel_size else None, None)
+            attrs = json.loads((tmp / ".zattrs").read_text())
+            atomic.write_json(tmp / ".zattrs", {**attrs, FORMAT_KEY: record})
     except FileExistsError:  # another task finished the same field meanwhile
         if not (final / ".zattrs").is_file():
             raise
@@ -152,8 +215,13 @@ def read_records(store: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_csv(store: Path, csv_path: Path) -> int:
-    """(Re)write the per-field table from the records of the complete fields; atomic."""
-    records = read_records(store)
+    """(Re)write the per-field table from the store's records; atomic.
+
+    One row per (well, field): the complete fields (status ``done``) and the failed ones
+    (status ``failed`` and their reason), whatever earlier runs left behind.
+    """
+    records = [{"status": "done", **r} for r in read_records(store)] + read_failed(store)
+    records.sort(key=_record_order)
     columns: list[str] = []
     for rec in records:
         columns += [k for k in rec if k not in columns and k not in ("name", "targets")]
@@ -203,16 +271,18 @@ def read_field_maps(
 
 @dataclass
 class ResultStore:
-    """An open whole-plate result store: its path, root metadata and per-field records."""
+    """An open whole-plate result store: its path, root metadata, the records of its done
+    fields and those of its failed fields (``status``, ``reason``)."""
 
     path: Path
     meta: dict[str, Any]  # root .zattrs["napari_pcim"]: model, method, target, options, plate
     records: list[dict[str, Any]]
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ResultStore:
         """Read a store's metadata and records; ``ValueError`` names a path that is no store."""
-        return cls(Path(path), read_store_meta(path), read_records(path))
+        return cls(Path(path), read_store_meta(path), read_records(path), read_failed(path))
 
     @property
     def classes(self) -> list[str]:
