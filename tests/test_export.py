@@ -98,3 +98,31 @@ def test_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_annotated_field(tmp_path / "no" / "f.ome.tif", channels=channels)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
+def test_export_to_read_only_folder_names_the_path(tmp_path, suffix):
+    """Was a traceback naming a hidden temp sibling; now an OSError naming the output."""
+    from faults import read_only_folder
+
+    out = read_only_folder(tmp_path) / f"field{suffix}"
+    channels, maps, labels = _content()
+    with pytest.raises(OSError) as info:
+        write_annotated_field(out, channels=channels, maps=maps, labels=labels)
+    assert info.value.filename == str(out) and str(out) in str(info.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".ome.tif", ".ome.zarr"])
+def test_export_to_full_disk_names_the_path_and_leaves_nothing(tmp_path, suffix):
+    """Disk full mid-write: an OSError naming the output (OME-TIFF: 'disk full'), no temp left."""
+    from faults import disk_full_after, listing
+
+    noise = np.random.default_rng(0).random((2, 256, 256))  # incompressible: 256 kB a plane
+    out = tmp_path / f"field{suffix}"
+    with disk_full_after(20_000), pytest.raises(OSError) as info:
+        write_annotated_field(out, channels={"DAPI": noise[0], "GFP": noise[1]})
+    assert str(out) in str(info.value)
+    if suffix == ".ome.tif":
+        assert "disk full" in str(info.value)
+    assert listing(tmp_path) == []

@@ -75,7 +75,7 @@ def test_bundled_manifest_matches_the_bundled_models():
 
 def test_bundled_model_with_wrong_recorded_sha256_is_refused(tmp_path, monkeypatch):
     """A bundled model whose bytes differ from SHA256SUMS is refused even with valid CRCs."""
-    import napari_pcim.classifier as classifier
+    from napari_pcim import classifier
 
     root = tmp_path / "models"
     root.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import tifffile
@@ -109,3 +111,30 @@ def test_open_sample_in_viewer(make_napari_viewer, tmp_path):
     out = synth.make_plate(tmp_path / "v.zarr", fields=1, size=32)
     viewer.open(str(out), plugin="napari-pcim")
     assert "A01 · GT foci" in [layer.name for layer in viewer.layers]
+
+
+def _broken_files(tmp_path):
+    """A corrupt OME-TIFF, an NGFF plate with unreadable metadata and one with a missing chunk."""
+    corrupt = tmp_path / "corrupt.ome.tif"
+    corrupt.write_bytes(b"II*\x00" + bytes(range(256)) * 8)
+    chunk = synth.make_plate(tmp_path / "chunk.zarr", fields=1, size=32, seed=3)
+    bad_json = shutil.copytree(chunk, tmp_path / "bad_json.zarr")
+    (bad_json / "A" / "1" / ".zattrs").write_text("{not json")
+    (chunk / "A" / "1" / "0" / "0" / "1.0.0").unlink()  # the first well's second channel
+    return {"corrupt.ome.tif": (corrupt, "corrupt.ome.tif"),
+            "bad NGFF metadata": (bad_json, "unreadable zarr metadata"),
+            "missing chunk": (chunk, "chunk 1.0.0 is missing")}
+
+
+def test_reader_given_broken_files_shows_one_error_and_no_layer(make_napari_viewer, tmp_path):
+    """A broken file of napari-pcim's kind: an error notification, not a traceback or zeros."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    viewer = make_napari_viewer()
+    for name, (path, expected) in _broken_files(tmp_path).items():
+        start = len(notification_manager.records)
+        assert viewer.open(str(path), plugin="napari-pcim") == [], name
+        errors = [n.message for n in notification_manager.records[start:]
+                  if n.severity == NotificationSeverity.ERROR]
+        assert len(errors) == 1 and expected in errors[0] and str(path) in errors[0], (name, errors)
+    assert len(viewer.layers) == 0

@@ -165,3 +165,19 @@ def test_training_from_a_plate(tmp_path):
     meta = load_classifier(metrics["path"]).meta
     assert meta.extra["training"]["source"] == str(plate_path)
     assert meta.channels == channels
+
+
+@pytest.mark.parametrize("setting", [{"epochs": 0}, {"epochs": -1}, {"n_train": 0}, {"lr": float("inf")}])
+def test_train_classifier_refuses_counts_below_one_and_bad_rates(tmp_path, setting):
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        train_classifier("foci", "vgg", tmp_path / "m.pt", **setting)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("setting", [{"epochs_stage1": 0}, {"n_train": 0}, {"lr": float("nan")}])
+def test_pixelcam_training_refuses_counts_below_one_and_bad_rates(tmp_path, setting):
+    from napari_pcim.training.pixelcam_training import PixelCAMConfig, train_and_export_pixelcam
+
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        train_and_export_pixelcam(tmp_path / "m.pt", PixelCAMConfig(**setting))
+    assert not (tmp_path / "m.pt").exists()

@@ -113,6 +113,19 @@ def _match_channels(model_channels: Sequence[str], plate_channels: Sequence[str]
     return indices
 
 
+def _check_float32(x: torch.Tensor, raw: np.ndarray) -> None:
+    """ValueError naming the first field and channel whose normalised float32 values are not finite."""
+    bad = ~torch.isfinite(x.reshape(-1, *x.shape[-3:])).flatten(2).all(dim=2)  # (N, C)
+    if not bool(bad.any()):
+        return
+    n, c = (int(i) for i in bad.nonzero()[0])
+    raise ClassifierError(
+        f"field {n}, channel {c}: values are not finite in float32 after normalisation "
+        f"(NaN, inf, or beyond ±{float(np.finfo(np.float32).max):.3g}; input dtype {raw.dtype}); "
+        "rescale or clean the field"
+    )
+
+
 class Classifier:
     """A loaded TorchScript classifier plus its metadata.
 
@@ -177,18 +190,22 @@ class Classifier:
                 f"field has {arr.shape[caxis]} channel(s) but {self.path.name} expects "
                 f"{len(self.meta.channels)}: {self.meta.channels}; pass plate_channels= to reorder"
             )
-        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+            x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         x = (x - self._mean) / self._std
+        _check_float32(x, arr)
         return x.to(self.device)
 
-    def field_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def field_logits(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Logits (B, K) of normalised fields (B, C, Y, X) of any size; differentiable.
 
         At the input size this is a plain forward. Otherwise ``field_mode``
         decides: ``"resize"`` resizes bilinearly to the input size; ``"tile"``
         averages the logits of the input-size tiles of :class:`~napari_pcim.tiling.TilePlan`
         (overlapping by ``tile_overlap``; a field smaller than a tile along an
-        axis is first resized up to the tile size along that axis).
+        axis is first resized up to the tile size along that axis). With
+        ``batch_size`` at most that many tiles go through the model at once, cut
+        from the fields chunk by chunk, so memory does not grow with the field.
         """
         if x.ndim != 4 or x.shape[1] != len(self.meta.channels):
             raise ClassifierError(
@@ -196,7 +213,9 @@ class Classifier:
             )
         plan = TilePlan.for_classifier(self.meta, tuple(x.shape[-2:]))
         if plan.mode == "tile":
-            logits = self.module(plan.split(x))
+            tiles = plan.tiles(x)
+            step = batch_size or len(tiles)
+            logits = torch.cat([self.module(tiles[i : i + step]) for i in range(0, len(tiles), step)])
             return logits.reshape(x.shape[0], plan.n_tiles, -1).mean(dim=1)
         if plan.mode == "resize":
             x = F.interpolate(x, size=plan.tile, mode="bilinear", align_corners=False)
@@ -212,7 +231,12 @@ class Classifier:
         plate_channels: Sequence[str] | None = None,
         batch_size: int = 16,
     ) -> np.ndarray:
-        """Class probabilities (N, K) of raw field(s): (C,Y,X), (N,C,Y,X) or a list of fields."""
+        """Class probabilities (N, K) of raw field(s): (C,Y,X), (N,C,Y,X) or a list of fields.
+
+        Up to ``batch_size`` fields of one shape, and at most ``batch_size`` tiles,
+        go through the model at once. NaN or inf logits raise ValueError naming the
+        field (0-based) and this model file.
+        """
         if isinstance(fields, np.ndarray):
             items = [fields] if fields.ndim == 3 else list(fields)
         else:
@@ -226,11 +250,28 @@ class Classifier:
                 while j < len(items) and j - i < batch_size and np.shape(items[j]) == np.shape(items[i]):
                     j += 1
                 x = self.prepare(np.stack(items[i:j]), plate_channels)
-                out.append(torch.softmax(self.field_logits(x), dim=1).float().cpu().numpy())
+                logits = self.field_logits(x, batch_size=batch_size).float()
+                self.check_logits(logits, [f"field {k}" for k in range(i, j)], "predict_proba")
+                out.append(torch.softmax(logits, dim=1).cpu().numpy())
                 i = j
         if not out:
             return np.zeros((0, len(self.meta.classes)), dtype=np.float32)
         return np.concatenate(out)
+
+    def check_logits(self, logits: torch.Tensor, names: Sequence[str], stage: str) -> None:
+        """ValueError unless ``logits`` (one row per ``names`` entry) are all finite.
+
+        The message names the first bad row's field, this model file and the stage:
+        ``the classifier m.pt returned NaN logits for B03 f0 on its own input (probability pass)``.
+        """
+        finite = torch.isfinite(logits).reshape(logits.shape[0], -1).all(dim=1)
+        if bool(finite.all()):
+            return
+        row = int((~finite).nonzero()[0, 0])
+        kind = "NaN" if bool(torch.isnan(logits[row]).any()) else "infinite"
+        raise ValueError(
+            f"the classifier {self.path} returned {kind} logits for {names[row]} on its own input ({stage})"
+        )
 
 
 def _umask() -> int:

@@ -17,12 +17,15 @@ maps, each with its channel name (e.g. ``"GFP"``, ``"PCIM · treated"``). Labels
 OME-TIFF image's Description, and in the OME-Zarr root attributes.
 Writes are atomic (:func:`napari_pcim.atomic.atomic_file`): a temporary sibling is
 written, then moved into place. An existing path is refused unless ``overwrite=True``.
+A failed write (read-only folder, disk full) raises an OSError naming ``path``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -165,9 +168,24 @@ def write_annotated_field(
     if pixel_size is not None and (len(pixel_size) != 2 or min(pixel_size) <= 0):
         raise ValueError(f"pixel_size must be (y, x) in µm, both > 0; got {pixel_size!r}")
 
-    with atomic_file(path, overwrite=overwrite) as tmp:
-        if kind == "tiff":
-            _write_tiff(tmp, image, names, labs, pixel_size, metadata)
-        else:
-            write_ome_zarr_image(tmp, image, names, labs, pixel_size, metadata)
+    try:
+        with atomic_file(path, overwrite=overwrite) as tmp:
+            if kind == "tiff":
+                _write_tiff(tmp, image, names, labs, pixel_size, metadata)
+            else:
+                write_ome_zarr_image(tmp, image, names, labs, pixel_size, metadata)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """``exc`` restated for ``path`` (not its temp sibling), saying so when the disk is full."""
+    short = "requested and" in str(exc) and "written" in str(exc)  # tifffile/numpy short write
+    if exc.errno == errno.ENOSPC or short:
+        free = shutil.disk_usage(path.parent).free / 1e6
+        return OSError(errno.ENOSPC, f"disk full ({free:.1f} MB free there); nothing was written",
+                       str(path))
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))

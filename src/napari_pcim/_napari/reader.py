@@ -1,9 +1,11 @@
 """npe2 reader: open a plate (OME-Zarr HCS, TIFF folder) or an OME-TIFF as napari layers.
 
 ``get_reader(path)`` returns a function that shows the first well's first field as
-styled layers (see `napari_pcim.layers.field_layer_data`), or None when napari-pcim
-cannot open ``path`` so that napari tries another reader. Browsing other wells and
-fields is the Plate widget's job. No torch, no Qt.
+styled layers (see `napari_pcim.layers.field_layer_data`), or None when ``path`` is
+not napari-pcim's kind so that napari tries another reader. An OME-TIFF or NGFF
+OME-Zarr that is napari-pcim's kind but broken (corrupt, missing chunks, unreadable)
+gets a reader that shows the one-line error as a napari notification and adds no
+layer. Browsing other wells and fields is the Plate widget's job. No torch, no Qt.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from napari_pcim.layers import LayerDataTuple, field_layer_data
 from napari_pcim.plate_io import Plate, PlateError, open_plate
+from napari_pcim.plate_io.zarr_reader import is_ngff
 from napari_pcim.vocabulary import FIRST_FIELD
 
 ReaderFunction = Callable[[str | Sequence[str]], list[LayerDataTuple]]
@@ -25,17 +28,23 @@ def _single_path(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path 
     return Path(path)
 
 
-def _can_open(p: Path) -> Plate | None:
-    """The opened plate if ``p`` is something napari-pcim reads, else None (metadata only)."""
-    name = p.name.lower()
-    if not p.exists():
-        return None
-    if p.is_file() and not name.endswith((".ome.tif", ".ome.tiff")):
-        return None
-    try:
-        return open_plate(p)
-    except PlateError:
-        return None
+def _claims(p: Path) -> bool:
+    """True for paths only napari-pcim should report on: OME-TIFF files and NGFF groups."""
+    if p.is_file():
+        return p.name.lower().endswith((".ome.tif", ".ome.tiff"))
+    return p.is_dir() and is_ngff(p)
+
+
+def _refusal(message: str) -> ReaderFunction:
+    """A reader that shows ``message`` as an error notification and adds no layer."""
+
+    def reader(_path: str | Sequence[str]) -> list[LayerDataTuple]:
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-pcim: {message}")
+        return [(None,)]  # napari's "nothing to add" sentinel
+
+    return reader
 
 
 def plate_layers(
@@ -59,13 +68,22 @@ def plate_layers(
 def get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
     """npe2 ``get_reader``: a reader for plates and OME-TIFFs napari-pcim can open, else None."""
     p = _single_path(path)
-    if p is None:
+    if p is None or not p.exists():
         return None
-    plate = _can_open(p)
-    if plate is None or not plate.wells:
+    claimed = _claims(p)
+    if p.is_file() and not claimed:
         return None
+    try:
+        plate = open_plate(p)
+    except PlateError as exc:
+        return _refusal(str(exc)) if claimed else None
+    if not plate.wells:
+        return _refusal(f"{p}: no wells") if claimed else None
 
     def reader(_path: str | Sequence[str]) -> list[LayerDataTuple]:
-        return plate_layers(plate)
+        try:
+            return plate_layers(plate)
+        except PlateError as exc:
+            return _refusal(str(exc))(_path)
 
     return reader

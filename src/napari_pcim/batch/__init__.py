@@ -9,18 +9,22 @@
 
 Each field is written to a temporary sibling folder and renamed into place, so a field
 is either complete or absent: a crash or Ctrl-C loses at most the fields in progress,
-and a rerun skips the fields already there. The store records a fingerprint of the
-model file, method, target, seed and options; a store made with anything different is
-refused (:class:`StoreMismatchError`). Fields are 0-based in records, CSV and messages.
+and a rerun skips the fields already there (and removes a killed run's temp folders).
+The store records a fingerprint of the plate (absolute path and metadata hash), model
+file, method, target, seed and options; a store made with anything different is refused
+(:class:`StoreMismatchError`). A field that cannot be explained raises
+:class:`FieldError`, or with ``skip_failed`` is recorded as failed and retried by the
+next run. Fields are 0-based in records, CSV and messages.
 """
 
 from napari_pcim.batch.job import BatchJob, BatchReport, field_seed, plan_fields
-from napari_pcim.batch.runner import process_field, run_plate
+from napari_pcim.batch.runner import FieldError, process_field, run_plate
 from napari_pcim.batch.store import (
     FORMAT_KEY,
     ResultStore,
     StoreMismatchError,
     open_store,
+    read_failed,
     read_field_maps,
     read_records,
     read_store_meta,
@@ -31,12 +35,14 @@ __all__ = [
     "FORMAT_KEY",
     "BatchJob",
     "BatchReport",
+    "FieldError",
     "ResultStore",
     "StoreMismatchError",
     "field_seed",
     "open_store",
     "plan_fields",
     "process_field",
+    "read_failed",
     "read_field_maps",
     "read_records",
     "read_store_meta",

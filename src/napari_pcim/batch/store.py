@@ -142,9 +142,10 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
             )
         remove_stale_temps(store)
         return attrs
-    if store.exists() and any(not atomic.is_temp_name(p.name) for p in store.iterdir()):
+    if store.exists() and any(not (atomic.is_temp_name(p.name) or p.name == ".zgroup") for p in store.iterdir()):
         raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
     store.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(store)
     meta = {
         "fingerprint": fingerprint,
         "model": str(job.model),

@@ -1,6 +1,7 @@
-"""``napari-pcim bench speed|quality|plate|ui``: the argparse-facing handlers.
+"""``napari-pcim bench speed|quality|plate|memory|ui``: the bench parsers and their handlers.
 
-Each handler reads its command-line flags, calls the typed benchmark functions of
+:func:`add_bench_parsers` adds the ``bench`` subcommands to the main parser. Each
+handler reads its command-line flags, calls the typed benchmark functions of
 :mod:`napari_pcim.bench` and prints the figures (a table, or JSON with ``--json``).
 Heavy imports happen inside the handlers, so the parser stays fast.
 """
@@ -12,17 +13,73 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: an integer ≥ 1 (a count of masks, fields or wells)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
+    return value
+
+
+def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[str]) -> None:
+    """Add ``bench speed|quality|plate|memory|ui`` to the main parser's subcommands.
+
+    ``method_choices``: the explain methods (read lazily by the caller, so building the
+    parser imports no torch). Counts must be integers ≥ 1.
+    """
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui}", required=True)
+
+    s = bench.add_parser("speed", help="explainer wall time, forward-pass floor and memory")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--n", type=_at_least_one, default=4000, help="RISE masks per field (default 4000)")
+    s.add_argument("--fields", type=_at_least_one, default=2, help="fields timed per method (default 2)")
+    s.set_defaults(handler="napari_pcim.cli.bench:bench_speed")
+
+    q = bench.add_parser("quality", help="localisation and fidelity of every method")
+    q.add_argument("--quick", action="store_true", help="few fields, for CI")
+    q.add_argument("--json", dest="json_out", help="write the JSON rows to this file")
+    q.add_argument("--markdown", help="write the markdown table to this file")
+    q.add_argument("--fields", type=_at_least_one, default=None,
+                   help="fields per phenotype and model")
+    q.add_argument("--device", default="auto")
+    q.set_defaults(handler="napari_pcim.cli.bench:bench_quality")
+
+    pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
+    pl.add_argument("--wells", type=_at_least_one, default=8, help="wells to explain (default 8)")
+    pl.add_argument("--fields", type=_at_least_one, default=1, help="fields per well (default 1)")
+    pl.add_argument("--size", type=_at_least_one, default=256, help="field size (default 256)")
+    pl.add_argument("--method", choices=method_choices, default="pcim", metavar="METHOD",
+                    help="attribution method: %(choices)s (default %(default)s)")
+    pl.add_argument("--workers", type=_at_least_one, default=2)
+    pl.add_argument("--device", default="cpu")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(handler="napari_pcim.cli.bench:bench_plate")
+
+    m = bench.add_parser("memory", help="peak RSS of explain() at 1000², 4000² and 8000² (PCIM, RISE)")
+    m.add_argument("--sizes", type=_at_least_one, nargs="+", default=None, metavar="SIZE",
+                   help="field sides (default 1000 4000 8000)")
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler="napari_pcim.cli.bench:bench_memory")
+
+    u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(handler="napari_pcim.cli.bench:bench_ui")
 
 
 def bench_speed(args: argparse.Namespace) -> int:
     """``napari-pcim bench speed [--device D] [--n N] [--fields F] [--json]``."""
     from napari_pcim.bench.speed import measure
 
-    result = measure(
-        getattr(args, "device", "auto") or "auto",
-        n=int(getattr(args, "n", None) or 4000),
-        n_fields=int(getattr(args, "fields", None) or 2),
-    )
+    result = measure(args.device, n=args.n, n_fields=args.fields)
     if getattr(args, "json", False):
         print(json.dumps(result, indent=1))
     else:
@@ -85,6 +142,26 @@ def bench_plate(args: argparse.Namespace) -> int:
     for n in (1, 2, 4, 8):
         print(f"  {n} worker(s): {cost(figures, 1536, n) / 60:8.1f} min")
     return 0
+
+
+def bench_memory(args: argparse.Namespace) -> int:
+    """``napari-pcim bench memory``: peak RSS per field size; 0 when it grows no faster than the field."""
+    from napari_pcim.bench.memory import SIZES, measure
+
+    result = measure(tuple(args.sizes or SIZES), device=args.device,
+                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{'method':8s} {'field':>7s} {'peak RSS MiB':>13s} {'field MiB':>10s} "
+              f"{'peak/field':>11s} {'marginal':>9s} {'seconds':>8s}")
+        for r in result["rows"]:
+            marginal = f"{r['marginal']:.2f}" if "marginal" in r else "-"
+            print(f"{r['method']:8s} {r['size']:>6d}² {r['peak_rss_mib']:>13.1f} {r['field_mib']:>10.1f} "
+                  f"{r['ratio']:>11.2f} {marginal:>9s} {r['seconds']:>8.1f}")
+        for method, ok in result["bounded"].items():
+            print(f"{method}: peak grows no faster than the field array: {'yes' if ok else 'NO'}")
+    return 0 if all(result["bounded"].values()) else 1
 
 
 def bench_ui(args: argparse.Namespace) -> int:

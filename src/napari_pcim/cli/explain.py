@@ -46,6 +46,8 @@ def _is_plate_run(args: argparse.Namespace) -> bool:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Entry point of ``napari-pcim explain``: check ``--set``, then per-field or whole-plate."""
+    if args.all_wells and args.wells:
+        raise ValueError(f"--all-wells and --wells {args.wells} contradict each other; give one of them")
     options = parse_set_options(args.method, args.options)
     if _is_plate_run(args):
         from napari_pcim.cli.plate import run_explain_plate
@@ -65,7 +67,8 @@ def explain_fields(plate_path: str, model: str, method: str, wells: list[str], f
                    overwrite: bool) -> int:
     """Explain each (well, field), print its probabilities and write one annotated file each."""
     from napari_pcim.classifier import load_classifier, resolve_model_path
-    from napari_pcim.explainers import METHOD_LABELS, explain
+    from napari_pcim.cli.outputs import check_out
+    from napari_pcim.explainers import explain, method_label
     from napari_pcim.export import write_annotated_field
     from napari_pcim.plate_io import open_plate
 
@@ -82,20 +85,23 @@ def explain_fields(plate_path: str, model: str, method: str, wells: list[str], f
                 raise ValueError(f"{plate.path}: well {w} has {plate.n_fields(w)} field(s) (0-based), no field {f}")
             items.append((w, f))
     paths = output_paths(out, items)
+    model_path = resolve_model_path(model)
     if not overwrite:
         taken = [str(p) for p in paths.values() if p.exists()]
         if taken:
             raise FileExistsError(f"output exists: {', '.join(taken)}; pass --overwrite to replace")
+    for path in paths.values():
+        check_out(path, "export", overwrite=overwrite, inputs=(plate.path, model_path))
 
-    model_path = resolve_model_path(model)
     clf = load_classifier(model_path, device=device, channels=plate.channel_names)
     explained = None if target in (None, "predicted") else target
-    label = METHOD_LABELS.get(method, method.upper())
+    label = method_label(method)
     for well, field in items:
         image = plate.read_field(well, field)
         with console_progress(f"{label} {field_label(well, field)}", leave=False) as progress:
             attr = explain(clf, image, method=method, target=explained, device=device,
-                           progress=progress, seed=seed, plate_channels=plate.channel_names, **options)
+                           progress=progress, seed=seed, plate_channels=plate.channel_names,
+                           field_names=[field_label(well, field)], **options)
         probs = "  ".join(f"{c} {p:.3f}" for c, p in zip(attr.classes, attr.probabilities[0]))
         predicted = attr.classes[int(attr.probabilities[0].argmax())]
         print(f"{field_label(well, field)}: {probs}  → {predicted}  ({attr.timings['total']:.2f} s)")

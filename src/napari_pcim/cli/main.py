@@ -4,18 +4,21 @@ Each subcommand names its handler in :mod:`napari_pcim.cli` as ``"module:functio
 (a function of the parsed ``argparse.Namespace`` that calls the typed core); the
 module is imported only when that subcommand runs, and choices that live in heavy
 core modules are read lazily (:class:`CoreChoices`), so ``napari-pcim --help``
-stays fast and never imports torch or Qt. Errors the core raises for users
-(``ValueError``, missing or existing files) become one line and exit status 2.
+stays fast and never imports torch or Qt. :func:`main` is the one error boundary
+(:mod:`napari_pcim.errors`): user errors become one line and exit status 2, bugs
+print their traceback with a request to report them and exit 1, Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
 from napari_pcim import __version__
+from napari_pcim.cli.bench import add_bench_parsers
 from napari_pcim.vocabulary import HIT_CLASS, PHENOTYPES
 
 
@@ -94,9 +97,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="network: %(choices)s (default %(default)s)")
     p.add_argument("--pixelcam", action="store_true", help="train a PixelCAM model (adds localize)")
     p.add_argument("--out", required=True, help="output TorchScript file (.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (a napari-pcim model)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--n-train", type=int, default=None, help="generated training fields")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs, >= 1 (default: per phenotype)")
+    p.add_argument("--n-train", type=int, default=None, help="generated training fields, >= 1")
     p.add_argument("--device", default="auto")
     p.add_argument("--evaluate", action="store_true", help="evaluate OUT on held-out fields instead")
     p.set_defaults(handler="napari_pcim.cli.train:run_train")
@@ -127,42 +131,9 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=0, help="local dask workers (--all-wells)")
     p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
+    p.add_argument("--skip-failed", action="store_true",
+                   help="record fields that cannot be explained and carry on (whole-plate runs)")
     p.set_defaults(handler="napari_pcim.cli.explain:run_explain")
-
-
-def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks that print figures")
-    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,ui}", required=True)
-
-    s = bench.add_parser("speed", help="explainer wall time, forward-pass floor and memory")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument("--n", type=int, default=4000, help="RISE masks per field (default 4000)")
-    s.add_argument("--fields", type=int, default=2, help="fields timed per method (default 2)")
-    s.set_defaults(handler="napari_pcim.cli.bench:bench_speed")
-
-    q = bench.add_parser("quality", help="localisation and fidelity of every method")
-    q.add_argument("--quick", action="store_true", help="few fields, for CI")
-    q.add_argument("--json", dest="json_out", help="write the JSON rows to this file")
-    q.add_argument("--markdown", help="write the markdown table to this file")
-    q.add_argument("--fields", type=int, default=None, help="fields per phenotype and model")
-    q.add_argument("--device", default="auto")
-    q.set_defaults(handler="napari_pcim.cli.bench:bench_quality")
-
-    pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
-    pl.add_argument("--wells", type=int, default=8, help="wells to explain (default 8)")
-    pl.add_argument("--fields", type=int, default=1, help="fields per well (default 1)")
-    pl.add_argument("--size", type=int, default=256, help="field size (default 256)")
-    pl.add_argument("--method", choices=METHOD_CHOICES, default="pcim", metavar="METHOD",
-                    help="attribution method: %(choices)s (default %(default)s)")
-    pl.add_argument("--workers", type=int, default=2)
-    pl.add_argument("--device", default="cpu")
-    pl.add_argument("--json", action="store_true")
-    pl.set_defaults(handler="napari_pcim.cli.bench:bench_plate")
-
-    u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
-    u.add_argument("--json", action="store_true")
-    u.set_defaults(handler="napari_pcim.cli.bench:bench_ui")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -185,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-pcim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_demo, _add_make_plate, _add_train, _add_explain, _add_bench):
+    for add in (_add_demo, _add_make_plate, _add_train, _add_explain):
         add(sub)
+    add_bench_parsers(sub, METHOD_CHOICES)
     return parser
 
 
@@ -198,16 +170,22 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand's handler; returns the exit status."""
+    from napari_pcim.errors import bug_report_line, user_message
+
     args = build_parser().parse_args(argv)
     try:
         return int(_resolve(args.handler)(args) or 0)
     except KeyboardInterrupt:
         print("napari-pcim: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        # The core raises these with messages written for users (which file, what was expected).
-        print(f"napari-pcim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 -- the one boundary: sort user errors from bugs
+        message = user_message(exc, getattr(args, "out", None))
+        if message is not None:
+            print(f"napari-pcim {args.command}: error: {message}", file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(f"napari-pcim {args.command}: {bug_report_line()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from napari_pcim.cli.options import parse_fields, parse_wells
@@ -18,10 +17,10 @@ from napari_pcim.cli.progress import console_progress
 
 def run_make_plate(args: argparse.Namespace) -> int:
     """``napari-pcim make-plate OUT``: write a synthetic plate with ground truth."""
+    from napari_pcim.cli.outputs import check_out
     from napari_pcim.synth import make_plate
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    check_out(args.out, "plate", overwrite=args.overwrite)
     t0 = time.perf_counter()
     with console_progress(f"{args.phenotype} plate", unit="field") as progress:
         out = make_plate(args.out, plate_format=args.plate_format, fields=args.fields, size=args.size,
@@ -35,19 +34,26 @@ def run_make_plate(args: argparse.Namespace) -> int:
 def run_explain_plate(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """``napari-pcim explain PLATE --all-wells --out RESULT.zarr`` (or ``--wells`` with a .zarr out).
 
-    Exit status 0 when every field is done, 1 when some failed, 130 when interrupted.
+    Exit status 0 when every field is done, 2 when some failed (``--skip-failed``; they are
+    listed), 1 when some are missing otherwise, 130 when interrupted.
     """
     from napari_pcim.batch import BatchJob, run_plate
     from napari_pcim.classifier import resolve_model_path
+    from napari_pcim.cli.outputs import refuse_inputs
+
+    model = resolve_model_path(args.model)
+    refuse_inputs(args.out, (args.plate, model))
 
     job = BatchJob(
-        plate=args.plate, model=str(resolve_model_path(args.model)), method=args.method,
+        plate=args.plate, model=str(model), method=args.method,
         target=args.target, seed=args.seed, device=args.device, options=options,
         wells=None if args.all_wells else parse_wells(args.wells),
         fields=parse_fields(args.fields),
     )
     with console_progress(f"{job.method} fields", unit="field") as progress:
         report = run_plate(job, args.out, progress=progress, workers=args.workers,
-                           scheduler=args.dask_scheduler)
+                           scheduler=args.dask_scheduler, skip_failed=args.skip_failed)
     print(report.summary())
-    return 130 if report.interrupted else (1 if report.missing else 0)
+    if report.interrupted:
+        return 130
+    return 2 if report.failed else (1 if report.missing else 0)

@@ -14,8 +14,24 @@ from pathlib import Path
 from napari_pcim.cli.progress import console_progress
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    """``--epochs`` and ``--n-train`` are counts: absent (the default) or >= 1, never 0."""
+    for flag, value in (("--epochs", args.epochs), ("--n-train", args.n_train)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} {value}: expected an integer >= 1 (leave it out for the default)")
+
+
 def run_train(args: argparse.Namespace) -> int:
-    """Train and export ``--out``; with ``--evaluate`` evaluate it; ``--pixelcam`` for PixelCAM."""
+    """Train and export ``--out``; with ``--evaluate`` evaluate it; ``--pixelcam`` for PixelCAM.
+
+    Training refuses an existing ``--out`` without ``--overwrite``, and with it anything
+    but a napari-pcim model (:func:`napari_pcim.cli.outputs.check_out`).
+    """
+    from napari_pcim.cli.outputs import check_out
+
+    _check_counts(args)
+    if not args.evaluate:
+        check_out(args.out, "model", overwrite=args.overwrite, inputs=(args.plate,))
     if args.pixelcam:
         return _evaluate_pixelcam(args) if args.evaluate else _train_pixelcam(args)
     return _evaluate(args) if args.evaluate else _train(args)
@@ -28,7 +44,8 @@ def _train(args: argparse.Namespace) -> int:
     with console_progress(f"train {args.phenotype}/{args.arch}", unit="step") as progress:
         metrics = train_classifier(
             args.phenotype, args.arch, args.out, plate=args.plate, seed=args.seed,
-            n_train=args.n_train or n_train, epochs=args.epochs or epochs, device=args.device,
+            n_train=n_train if args.n_train is None else args.n_train,
+            epochs=epochs if args.epochs is None else args.epochs, device=args.device,
             progress=progress,
         )
     print(
@@ -52,7 +69,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     rows = [
-        evaluate_classifier(args.out, args.phenotype, n=args.n_train or 200, size=size,
+        evaluate_classifier(args.out, args.phenotype, n=200 if args.n_train is None else args.n_train, size=size,
                             seed=EVAL_SEED + args.seed, device=args.device)
         for size in (128, 256)
     ]
@@ -69,9 +86,9 @@ def _train_pixelcam(args: argparse.Namespace) -> int:
     from napari_pcim.training.pixelcam_training import PixelCAMConfig, train_and_export_pixelcam
 
     config = PixelCAMConfig(phenotype=args.phenotype, seed=args.seed)
-    if args.n_train:
+    if args.n_train is not None:
         config.n_train = args.n_train
-    if args.epochs:
+    if args.epochs is not None:
         config.epochs_stage1 = config.epochs_stage2 = args.epochs
     with console_progress("pixelcam epochs", unit="epoch") as progress:
         result = train_and_export_pixelcam(args.out, config, plate=args.plate, device=args.device,

@@ -6,8 +6,9 @@ the input before any compute (channels, NaN/inf, empty fields, target class,
 option names and ranges, the method's own checks and availability), normalises
 the fields with the classifier's metadata, cuts them into classifier-sized tiles
 (or resizes them) as the metadata says, builds the baseline images, hands the
-tiles to the method's registry entry (:mod:`.registry`) as one batch against the
-field-level targets, and blends the tile maps back onto each field's own pixel
+tiles to the method's registry entry (:mod:`.registry`) as one lazy batch
+(:class:`~napari_pcim.tiling.Tiles`, cut a model batch at a time) against the
+field-level targets, checks every model output and map for NaN/inf, and blends the tile maps back onto each field's own pixel
 grid (:mod:`napari_pcim.tiling`). It knows no method by name.
 """
 
@@ -25,9 +26,14 @@ from napari_pcim.baseline_images import make_baseline
 from napari_pcim.classifier import Classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.explainers.attribution import Attribution
+from napari_pcim.explainers.memory import check_fits, estimate_bytes
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.registry import DEFAULT_METHOD, Explainer, Job, get_explainer
+from napari_pcim.explainers.runtime import NonFinite
 from napari_pcim.tiling import TilePlan
+
+#: Tiles per model call in the probability pass of a method without a ``batch_size`` option.
+DEFAULT_BATCH = 16
 
 
 def _resolve_options(entry: Explainer, options: dict[str, Any]) -> Any:
@@ -68,17 +74,36 @@ def _as_batch(fields: Any) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, channel_names: Sequence[str]) -> None:
+def _check_finite(arr: np.ndarray, channel_names: Sequence[str], names: Sequence[str]) -> None:
+    """ValueError naming the field and channel that holds NaN/inf or overflows float32."""
     if not np.issubdtype(arr.dtype, np.floating):
         return
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        n, c = np.argwhere(bad.any(axis=(2, 3)))[0]
-        what = "NaN" if np.isnan(arr[n, c]).any() else "inf"
-        raise ValueError(
-            f"field {n}, channel {c} ({channel_names[c]!r}) contains {what} values "
-            f"({int(bad[n, c].sum())} pixel(s)); replace them before explaining"
-        )
+    limit = float(np.finfo(np.float32).max)
+    for n in range(arr.shape[0]):
+        for c in range(arr.shape[1]):
+            plane = arr[n, c]
+            where = f"{names[n]}, channel {c} ({channel_names[c]!r})"
+            bad = ~np.isfinite(plane)
+            if bad.any():
+                what = "NaN" if np.isnan(plane).any() else "inf"
+                raise ValueError(
+                    f"{where} contains {what} values ({int(bad.sum())} pixel(s)); "
+                    "replace them before explaining"
+                )
+            if arr.dtype.itemsize > 4 and (peak := float(np.abs(plane).max())) > limit:
+                raise ValueError(
+                    f"{where} has values up to {peak:.3g}, beyond float32's range "
+                    f"(±{limit:.3g}) that the classifier computes in; rescale the field"
+                )
+
+
+def _field_names(names: Sequence[str] | None, n: int) -> list[str]:
+    """The fields' names for messages: the caller's ("B03 f0"), else "field 0", "field 1", ..."""
+    if names is None:
+        return [f"field {i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"field_names has {len(names)} name(s) for {n} field(s): {list(names)}")
+    return [str(x) for x in names]
 
 
 def _resolve_target(target: Any, classes: Sequence[str]) -> tuple[str, int | None]:
@@ -146,6 +171,7 @@ def explain(
     should_stop: Callable[[], bool] | None = None,
     seed: int = 0,
     plate_channels: Sequence[str] | None = None,
+    field_names: Sequence[str] | None = None,
     **options: Any,
 ) -> Attribution:
     """Explain raw field(s) for ``classifier`` with a registered ``method`` (see ``METHODS``).
@@ -155,8 +181,12 @@ def explain(
     "predicted" (each field's predicted class), "all" (every class), a class
     name or index. ``options`` are the method's (see ``METHOD_OPTIONS``).
     ``progress(done, total)`` reports work units; ``should_stop()`` is polled at
-    least once per batch/step and raises ``Cancelled``. Bad input raises
-    ``ValueError`` before any compute.
+    least once per batch/step and raises ``Cancelled``. ``field_names`` name the
+    fields in messages ("B03 f0"; default "field 0", ...). Bad input, and a job
+    whose memory estimate exceeds the free memory, raise ``ValueError`` before any
+    compute. NaN or inf from the model, or in a map, raise ``ValueError`` naming the
+    field, the model file and the stage. Tiles go through the model in batches of
+    the method's ``batch_size`` (16 for methods without one).
     """
     t_start = time.perf_counter()
     entry = get_explainer(method)
@@ -168,12 +198,18 @@ def explain(
     classes = tuple(meta.classes)
     arr = _as_batch(fields)
     N, C, Y, X = arr.shape
-    _check_finite(arr, _channel_names(classifier, C, plate_channels))
+    names = _field_names(field_names, N)
+    _check_finite(arr, _channel_names(classifier, C, plate_channels), names)
     mode, fixed = _resolve_target(target, classes)
     if entry.check is not None:
         entry.check(opts, classifier, (N, Y, X))
+    plan = TilePlan.for_classifier(meta, (Y, X))
+    batch_size = int(getattr(opts, "batch_size", DEFAULT_BATCH))
+    n_targets = len(classes) if mode == "all" else 1
 
     dev = resolve_device(device)
+    check_fits(estimate_bytes(plan, N, len(meta.channels), n_targets, batch_size, entry.needs_baseline),
+               dev, batch_size)
     classifier.to(dev)
     module = classifier.module
     was_training = module.training
@@ -183,27 +219,34 @@ def explain(
         p.requires_grad_(False)
     try:
         x = classifier.prepare(arr, plate_channels)  # (N, C, Y, X) normalised, on dev
-        plan = TilePlan.for_classifier(meta, (Y, X))
         with torch.inference_mode():
-            logits = torch.cat([classifier.field_logits(x[i : i + 1]) for i in range(N)])
+            logits = torch.cat([classifier.field_logits(x[i : i + 1], batch_size) for i in range(N)])
+            classifier.check_logits(logits, names, "probability pass")
             probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
         targets = _targets(mode, fixed, probs)
         baselines = None
         if entry.needs_baseline:
             # Computed on the whole field (a field's median, not a tile's), then tiled.
-            baselines = plan.split(make_baseline(
+            baselines = plan.tiles(make_baseline(
                 x, opts.baseline, raw_zero=classifier.raw_zero(dev), blur_sigma=opts.blur_sigma
             ))
         job = Job(
-            classifier=classifier, forward=module, tiles=plan.split(x),
+            classifier=classifier, forward=module, tiles=plan.tiles(x),
             targets=torch.from_numpy(targets).to(dev).repeat_interleave(plan.n_tiles, dim=0),
             plan=plan, fields=x, baselines=baselines, seed=int(seed), progress=progress,
             should_stop=should_stop,
         )
         t_setup = time.perf_counter() - t_start
         t0 = time.perf_counter()
-        tile_maps = entry.attribute(job, opts)
+        try:
+            tile_maps = entry.attribute(job, opts)
+        except NonFinite as exc:
+            raise ValueError(
+                f"the classifier {classifier.path} returned {exc.kind} {exc.what} for "
+                f"{names[exc.index // plan.n_tiles]} on {exc.on} ({exc.stage})"
+            ) from None
         maps = plan.assemble(tile_maps).cpu().numpy().astype(np.float32, copy=False)
+        _check_maps(maps, names, entry.label, classifier)
         t_attr = time.perf_counter() - t0
     finally:
         for p, flag in zip(module.parameters(), grad_flags):
@@ -224,3 +267,14 @@ def explain(
         },
         device=str(dev), n_forward=int(job.stats.get("forward_passes", 0)),
     )
+
+
+def _check_maps(maps: np.ndarray, names: Sequence[str], label: str, classifier: Classifier) -> None:
+    """ValueError naming the first field whose map holds NaN or inf."""
+    for n, field_maps in enumerate(maps):
+        if not np.isfinite(field_maps).all():
+            what = "NaN" if np.isnan(field_maps).any() else "infinite"
+            raise ValueError(
+                f"the {label} map of {names[n]} holds {what} values "
+                f"(classifier {classifier.path}); nothing was returned"
+            )

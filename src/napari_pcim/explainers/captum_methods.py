@@ -52,7 +52,7 @@ from napari_pcim.baseline_images import make_baseline
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import regions_batch, slic_labels
 from napari_pcim.explainers.registry import Explainer, Job, get_explainer, register, registered
-from napari_pcim.explainers.runtime import check_stop, report
+from napari_pcim.explainers.runtime import check_finite, check_stop, report
 
 _INSTALL_HINT = "captum baselines need the optional extra: pip install napari-pcim[baselines]"
 #: Tiles per captum call when ``explain()`` runs a captum method (progress and cancel granularity).
@@ -194,7 +194,9 @@ def _attribute_job(name: str) -> Callable[[Job, Any], torch.Tensor]:
                 None if regions is None else regions[s:e].cpu().numpy(),
             )
             with torch.enable_grad():
-                out[s:e, t] = _pixel_maps(method, call, opts)
+                maps = _pixel_maps(method, call, opts)
+            check_finite(maps, "gradients or scores", "its own input", name, torch.arange(s, e))
+            out[s:e, t] = maps
             report(job.progress, done, len(steps))
         job.stats["forward_seconds"] = time.perf_counter() - t0
         return out

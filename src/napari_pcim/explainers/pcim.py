@@ -33,14 +33,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
 from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.registry import Explainer, Job, register
-from napari_pcim.explainers.runtime import check_stop, report, smaller_batch
+from napari_pcim.explainers.runtime import check_finite, check_stop, report, smaller_batch
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Mixing = Literal["linear", "saturating"]
@@ -125,42 +125,106 @@ def check_differentiable(forward: Forward, example: torch.Tensor) -> None:
         raise ValueError(message)
 
 
+class _Item:
+    """The tiles of one optimisation batch: n items of ``group`` tiles, images ``idx``
+    of ``tiles``/``bases`` (tensors or lazy :class:`~napari_pcim.tiling.Tiles`)."""
+
+    def __init__(self, tiles: Any, bases: Any, idx: torch.Tensor, group: int, chunk: int) -> None:
+        self.tiles, self.bases, self.idx, self.group, self.chunk = tiles, bases, idx, group, chunk
+        self.whole = idx.numel() <= chunk
+        if self.whole:  # small enough: hold x and x − b for all the batch's tiles
+            self.b = bases[idx]
+            self.delta = tiles[idx] - self.b
+
+    def parts(self) -> Any:
+        """(tile slice, baseline, x − b) per chunk of at most ``chunk`` tiles."""
+        if self.whole:
+            yield slice(None), self.b, self.delta
+            return
+        for s in range(0, self.idx.numel(), self.chunk):
+            sub = self.idx[s : s + self.chunk]
+            b = self.bases[sub]
+            yield slice(s, s + sub.numel()), b, self.tiles[sub] - b
+
+
+def _mixed_logits(forward: Forward, item: _Item, m: torch.Tensor, n: int) -> torch.Tensor:
+    """Item logits (n, K) of the mixed tiles: the mean of each item's tile logits."""
+    H, W = item.tiles.shape[-2:]
+    flat = m.reshape(-1, 1, H, W)
+    outs = [forward(b + flat[sl] * d).float() for sl, b, d in item.parts()]
+    logits = torch.cat(outs).view(n, item.group, -1).mean(dim=1)
+    check_finite(logits, "logits", "a mixed input", "PCIM", item.idx[:: item.group])
+    return logits
+
+
+def _loss(logits: torch.Tensor, m: torch.Tensor, target: torch.Tensor, n: int, group: int,
+          opts: PCIMOptions) -> torch.Tensor:
+    """Per-item loss (n,): −log p(target) of the mean logits, plus λ_TV · the tiles' mean TV."""
+    loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+    if opts.tv > 0:
+        H, W = m.shape[-2:]
+        loss = loss + opts.tv * _tv(m.reshape(-1, 1, H, W)).view(n, group).mean(dim=1)
+    return loss
+
+
+def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tensor,
+              scale: float, opts: PCIMOptions) -> float:
+    """Set ``w.grad`` to d(total loss)/dw; returns the total loss.
+
+    A batch larger than a chunk (one field's tiles) is done in tile chunks with the
+    same objective: a no-grad pass for the mean logits, the loss gradient G w.r.t.
+    them, then per chunk the gradient of ``Σ_t G · logits_t / g`` (plus the TV term)
+    w.r.t. the chunk's mixing weights, and finally the softmax Jacobian over all pixels.
+    """
+    n, g = target.shape[0], item.group
+    H, W = item.tiles.shape[-2:]
+    sigma = torch.softmax(w / opts.temperature, dim=1)
+    m = _mixing_weights(sigma, scale, opts.mixing)
+    if item.whole:
+        total = _loss(_mixed_logits(forward, item, m, n), m.view(-1, H, W), target, n, g, opts).sum()
+        (w.grad,) = torch.autograd.grad(total, [w])
+        return float(total.detach())
+    with torch.no_grad():
+        mean = _mixed_logits(forward, item, m, n)
+        md = m.detach().view(-1, 1, H, W)
+    mean.requires_grad_(True)
+    total = _loss(mean, md, target, n, g, opts).sum()
+    (G,) = torch.autograd.grad(total, [mean])
+    grad_m = torch.empty_like(md)
+    for sl, b, d in item.parts():
+        mc = md[sl].clone().requires_grad_(True)
+        part = (forward(b + mc * d).float() * G).sum() / g
+        if opts.tv > 0:
+            part = part + opts.tv * _tv(mc).sum() / g
+        (grad_m[sl],) = torch.autograd.grad(part, [mc])
+    (w.grad,) = torch.autograd.grad(m, [w], grad_outputs=grad_m.view_as(m))
+    return float(total.detach())
+
+
 def _optimise(
     forward: Forward,
-    x: torch.Tensor,
-    b: torch.Tensor,
+    item: _Item,
     target: torch.Tensor,
-    group: int,
     opts: PCIMOptions,
     tick: Callable[[int], None],
 ) -> tuple[torch.Tensor, int]:
-    """Learn mixing weights for n items of ``group`` tiles each at once.
+    """Learn mixing weights for n items of ``item.group`` tiles each at once.
 
-    ``x``, ``b``: (n * group, C, H, W); ``target``: (n,). An item's logits are the
-    mean of its tiles' logits and its softmax runs over all its tiles' pixels.
-    Returns (maps (n * group, H, W), steps run).
+    ``target``: (n,). An item's logits are the mean of its tiles' logits and its
+    softmax runs over all its tiles' pixels. Returns (maps (n * group, H, W), steps run).
     """
     n = target.shape[0]
-    _, _, H, W = x.shape
-    P = group * H * W  # pixel channels per item
+    H, W = item.tiles.shape[-2:]
+    P = item.group * H * W  # pixel channels per item
     scale = opts.budget * P
-    w = torch.zeros(n, P, device=x.device, requires_grad=True)
+    w = torch.zeros(n, P, device=item.tiles.device, requires_grad=True)
     opt = torch.optim.Adam([w], lr=opts.lr)
     history: list[float] = []
-    delta = x - b
     for step in range(opts.steps):
         tick(step)
-        sigma = torch.softmax(w / opts.temperature, dim=1)
-        m = _mixing_weights(sigma, scale, opts.mixing).view(n * group, 1, H, W)
-        logits = forward(b + m * delta).float().view(n, group, -1).mean(dim=1)
-        loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
-        if opts.tv > 0:
-            loss = loss + opts.tv * _tv(m).view(n, group).mean(dim=1)
-        total = loss.sum()
         # Gradients w.r.t. the mixing weights only: the classifier's parameters get none.
-        (w.grad,) = torch.autograd.grad(total, [w])
+        history.append(_gradient(forward, item, w, target, scale, opts) / n)
         opt.step()
-        history.append(float(total.detach()) / n)
         if len(history) > opts.patience:
             before = history[-1 - opts.patience]
             if before - history[-1] < opts.tol * max(abs(before), 1e-6):
@@ -173,7 +237,7 @@ def _optimise(
             out = sigma * P
             if opts.readout == "mass-above-median":
                 out = out - out.median(dim=1, keepdim=True).values
-    return out.view(n * group, H, W).detach(), len(history)
+    return out.view(n * item.group, H, W).detach(), len(history)
 
 
 def pcim_attribute(
@@ -236,7 +300,8 @@ def pcim_attribute(
         idx = (field_of[start:stop, None] * g + tile).reshape(-1)  # the items' tiles
         t0 = time.perf_counter()
         try:
-            maps, steps = _optimise(forward, inputs[idx], baselines[idx], tgt[start:stop], g, opts, tick)
+            item = _Item(inputs, baselines, idx, g, opts.batch_size)
+            maps, steps = _optimise(forward, item, tgt[start:stop], opts, tick)
         except torch.cuda.OutOfMemoryError:
             batch = smaller_batch(batch, "PCIM")
             total = done + -(-(n_items - start) // batch) * opts.steps
@@ -244,7 +309,7 @@ def pcim_attribute(
         t_opt += time.perf_counter() - t0
         t_of = torch.arange(start, stop, device=inputs.device) % T
         out[idx, t_of.repeat_interleave(g)] = maps
-        n_forward += steps * (stop - start) * g
+        n_forward += steps * (stop - start) * g * (1 if item.whole else 2)
         done = base + opts.steps
         report(progress, done, total)
         start = stop

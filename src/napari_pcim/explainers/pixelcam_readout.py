@@ -17,7 +17,7 @@ import torch
 
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.registry import Explainer, Job, register
-from napari_pcim.explainers.runtime import check_stop, report
+from napari_pcim.explainers.runtime import check_finite, check_stop, report
 
 
 @dataclass
@@ -60,6 +60,7 @@ def pixelcam_attribute(
             check_stop(should_stop, "PixelCAM")
             stop = min(start + opts.batch_size, B)
             fg = localize(inputs[start:stop]).float()
+            check_finite(fg, "foreground maps", "its own input", "PixelCAM", torch.arange(start, stop))
             out[start:stop] = fg[:, None].expand(-1, T, -1, -1)
             report(progress, stop, B)
     if stats is not None:

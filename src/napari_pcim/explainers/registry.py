@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from napari_pcim.tiling import TilePlan
+    from napari_pcim.tiling import TilePlan, Tiles
 
 
 @dataclass
@@ -29,21 +29,24 @@ class Job:
     """One ``explain()`` call as a method sees it.
 
     ``forward``: the classifier's module (tile → logits); ``tiles`` (B, C, h, w)
-    normalised classifier inputs, ``plan.n_tiles`` consecutive tiles per field;
+    normalised classifier inputs, ``plan.n_tiles`` consecutive tiles per field, as
+    lazy :class:`~napari_pcim.tiling.Tiles` (index them a batch at a time);
     ``targets`` (B, T) class indices (each field's targets repeated per tile);
     ``fields`` (N, C, Y, X) the normalised fields; ``baselines`` (B, C, h, w) the
-    tiled baseline images, or None for a method that needs none. A method writes
+    tiled baseline images (lazy too), or None for a method that needs none. A method
+    checks the model's outputs with :func:`~napari_pcim.explainers.runtime.check_finite`
+    and writes
     ``forward_passes`` (images through the model) and ``forward_seconds`` (time
     in the model) into ``stats``.
     """
 
     classifier: Any
     forward: Callable[[torch.Tensor], torch.Tensor]
-    tiles: torch.Tensor
+    tiles: Tiles
     targets: torch.Tensor
     plan: TilePlan
     fields: torch.Tensor
-    baselines: torch.Tensor | None
+    baselines: Tiles | None
     seed: int = 0
     progress: Callable[[int, int], None] | None = None
     should_stop: Callable[[], bool] | None = None

@@ -14,8 +14,10 @@ Masks are made on the compute device in fixed chunks of :data:`MASK_CHUNK`
 (never N×H×W at once), the random draws come from a seeded CPU
 ``torch.Generator`` (same seed → same masks on every device), forward passes are
 batched under ``torch.inference_mode()`` (optionally autocast on CUDA), and the
-sum is a matrix product ``scores(n, K)ᵀ @ masks(n, H·W)``. Peak extra memory
-depends on the chunk and batch sizes and the image size, not on N.
+sum is a matrix product ``scores(n, K)ᵀ @ masks(n, H·W)``. Images (tiles) are
+taken from ``inputs`` and ``baselines`` one forward batch at a time, so they may be
+lazy :class:`~napari_pcim.tiling.Tiles`. Peak extra memory depends on the chunk and
+batch sizes and the image size, not on N; the saliency sums grow with the images.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_fie
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
 from napari_pcim.explainers.registry import Explainer, Job, register
-from napari_pcim.explainers.runtime import check_stop, report, smaller_batch
+from napari_pcim.explainers.runtime import check_finite, check_stop, report, smaller_batch
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +170,6 @@ def rise_attribute(
     if baselines is None:
         baselines = make_baseline(inputs, opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
     low = autocast_dtype(forward, inputs) if device.type == "cuda" and opts.mixed_precision else None
-    delta = inputs - baselines
     tgt = targets.to(device)
     sal = torch.zeros(B, T, H * W, device=device)
     score_sum = torch.zeros(B, T, device=device)
@@ -189,6 +190,7 @@ def rise_attribute(
                 logits = forward(x)
         else:
             logits = forward(x)
+        check_finite(logits, "logits", "a masked input", "RISE", batch_images)
         probs = torch.softmax(logits.float(), dim=1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -202,6 +204,8 @@ def rise_attribute(
         return deque((i, min(i + nm, n), b, min(b + bb, B))
                      for i in range(0, n, nm) for b in range(0, B, bb))
 
+    cut: tuple[int, int] | None = None
+    batch_images = torch.zeros(0, dtype=torch.long)
     with torch.inference_mode():
         made = 0
         while made < n_masks:
@@ -214,8 +218,12 @@ def rise_attribute(
                 i0, i1, b0, b1 = work[0]
                 m = chunk[i0:i1] if shared else chunk[i0:i1, b0:b1]  # (nm, 1 or nb, H, W)
                 nm, nb = i1 - i0, b1 - b0
+                batch_images = torch.arange(b0, b1).repeat(nm)
                 try:
-                    x = baselines[None, b0:b1] + m[:, :, None] * delta[None, b0:b1]
+                    if (b0, b1) != cut:  # the images' tiles, cut once per image batch
+                        cut, base = (b0, b1), baselines[b0:b1]
+                        delta = inputs[b0:b1] - base
+                    x = base[None] + m[:, :, None] * delta[None]
                     probs = scores_of(x.reshape(nm * nb, C, H, W)).view(nm, nb, -1)
                 except torch.cuda.OutOfMemoryError:
                     # split the failed batch in two and use half the batch size from now on

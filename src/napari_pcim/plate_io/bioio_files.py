@@ -19,7 +19,49 @@ from napari_pcim.plate_io.plate_map import find_plate_map
 from napari_pcim.plate_io.wells import well_name
 
 # A well name inside a scene name: "B03", "Well B3", "B3_Field1" (not "C1" in "Scene C12x").
-_SCENE_WELL = re.compile(r"(?:^|[^A-Za-z0-9])(?:well[\s_-]*)?([A-Pa-p])(\d{1,2})(?![0-9])", re.I)
+_SCENE_WELL = re.compile(r"(?:^|[^A-Za-z0-9])(?:well[\s_-]*)?([A-Pa-p])(\d{1,2})(?![0-9])", re.IGNORECASE)
+
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_tiff(path: Path) -> None:
+    """Refuse a truncated or corrupt TIFF before bioio reads it.
+
+    bioio falls back from its OME-TIFF reader to plain tifffile when the OME-XML cannot
+    be read, so a truncated ``.ome.tif`` would open as a 1-channel image of whatever
+    pages survived. This check reads only the TIFF structure (tifffile): every page's
+    pixel data must lie inside the file, and a file named ``.ome.tif(f)`` must carry
+    readable OME-XML.
+    """
+    import logging
+
+    import tifffile
+
+    size = path.stat().st_size
+    quiet = logging.getLogger("tifffile")
+    level, quiet.level = quiet.level, logging.CRITICAL  # its own warnings would repeat ours
+    try:
+        with tifffile.TiffFile(path) as tif:
+            for k, page in enumerate(tif.pages):
+                offsets = getattr(page, "dataoffsets", ()) or ()
+                counts = getattr(page, "databytecounts", ()) or ()
+                end = max((o + c for o, c in zip(offsets, counts)), default=0)
+                if end > size:
+                    raise PlateError(
+                        f"{path}: truncated or corrupt TIFF: page {k}'s pixels end at byte {end} "
+                        f"but the file has {size} bytes"
+                    )
+            if path.name.lower().endswith((".ome.tif", ".ome.tiff")):
+                if not tif.is_ome or not tif.ome_metadata:
+                    raise PlateError(
+                        f"{path}: named OME-TIFF but its OME-XML metadata is missing or "
+                        "unreadable (truncated or corrupt file?)"
+                    )
+    except tifffile.TiffFileError as e:
+        raise PlateError(f"{path}: not a readable TIFF ({e})") from None
+    finally:
+        quiet.level = level
 
 
 def open_bioio(

@@ -138,7 +138,7 @@ class Plate:
             data = np.asarray(self._backend.load(h))
         except PlateError:
             raise
-        except Exception as e:  # noqa: BLE001 - any reader failure becomes one clear error
+        except Exception as e:
             raise PlateError(
                 f"{self._backend.describe(h)}: cannot read field ({type(e).__name__}: {e})"
             ) from e
@@ -171,7 +171,7 @@ class Plate:
             return {k: np.asarray(v) for k, v in self._backend.load_labels(h).items()}
         except PlateError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise PlateError(
                 f"{self._backend.describe(h)}: cannot read labels ({type(e).__name__}: {e})"
             ) from e

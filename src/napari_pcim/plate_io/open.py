@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_pcim.plate_io.bioio_files import open_bioio
+from napari_pcim.plate_io.bioio_files import TIFF_SUFFIXES, check_tiff, open_bioio
 from napari_pcim.plate_io.model import Plate, PlateError
 from napari_pcim.plate_io.plate_map import read_plate_map
 from napari_pcim.plate_io.tiff_folder import open_tiff_folder
@@ -53,6 +53,8 @@ def open_plate(
         if zarr_attrs_file(path) is not None:
             return open_zarr(path, pm, channel_names)
         return open_tiff_folder(path, pattern, pm, channel_names)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        check_tiff(path)
     try:
         from bioio import BioImage
 

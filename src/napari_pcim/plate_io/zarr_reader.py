@@ -3,11 +3,16 @@
 Plate and well metadata are read at once as plain JSON; pixel arrays are opened with
 zarr lazily, on ``read_field``. A well's fields are the images its NGFF well metadata
 lists, in order: field ``i`` (0-based) is the ``i``-th image (path ``"0"`` first).
+
+zarr reads a missing chunk as the array's fill value; :func:`read_region` refuses
+instead, naming the array and the chunk (it checks only the chunks the read touches).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,20 @@ def zarr_attrs_file(path: Path) -> Path | None:
         if (path / name).is_file():
             return path / name
     return None
+
+
+def is_ngff(path: Path) -> bool:
+    """True if ``path`` is a zarr group whose attributes hold NGFF plate or image metadata.
+
+    Unreadable metadata counts as NGFF when the group looks like one, so it gets reported.
+    """
+    if zarr_attrs_file(path) is None:
+        return False
+    try:
+        ome = _ome(_attrs(path))
+    except PlateError:
+        return True
+    return "plate" in ome or "multiscales" in ome
 
 
 def _attrs(node: Path) -> dict[str, Any]:
@@ -57,6 +76,33 @@ def _open_array(path: Path) -> Any:
         return zarr.open_array(str(path), mode="r")
     except Exception as e:  # noqa: BLE001
         raise PlateError(f"{path}: cannot open zarr array ({type(e).__name__}: {e})") from None
+
+
+def _chunk_range(sel: int | slice, n: int, chunk: int) -> range:
+    """Chunk indices along one axis that ``sel`` (an int or a slice) reads."""
+    if isinstance(sel, int):
+        return range(sel // chunk, sel // chunk + 1)
+    start, stop, _ = sel.indices(n)
+    return range(start // chunk, math.ceil(stop / chunk)) if stop > start else range(0)
+
+
+def read_region(arr: Any, index: tuple[int | slice, ...], where: Path) -> np.ndarray:
+    """``arr[index]`` read into memory; PlateError naming ``where`` if a chunk it needs is missing.
+
+    The stored objects are chunks, or shards for sharded zarr v3 arrays; only those the
+    read touches are looked up (one ``stat`` each), so reads stay fast on large arrays.
+    """
+    grid = getattr(arr, "shards", None) or arr.chunks
+    index = index + (slice(None),) * (len(arr.shape) - len(index))
+    ranges = [_chunk_range(s, n, c) for s, n, c in zip(index, arr.shape, grid)]
+    for coords in itertools.product(*ranges):
+        key = arr.metadata.encode_chunk_key(coords)
+        if not (where / key).is_file():
+            raise PlateError(
+                f"{where}: chunk {key} is missing (chunk {list(coords)} of the array's chunk grid "
+                f"{list(grid)}); the plate is incomplete, zeros are not substituted"
+            )
+    return np.asarray(arr[index])
 
 
 def open_zarr(path: Path, pm: dict | None, channel_names: Sequence[str] | None) -> Plate:
@@ -105,7 +151,7 @@ def open_zarr(path: Path, pm: dict | None, channel_names: Sequence[str] | None) 
 def _load_zarr_image(image: Path) -> np.ndarray:
     """The full-resolution (C, Y, X) data of an NGFF image group."""
     _, _, _, ds = _zarr_image_meta(image)
-    return _squeeze_to_cyx(_open_array(image / ds), _zarr_axes(_attrs(image)), image)
+    return _squeeze_to_cyx(_open_array(image / ds), _zarr_axes(_attrs(image)), image / ds)
 
 
 def _load_zarr_labels(image: Path) -> dict[str, np.ndarray]:
@@ -115,7 +161,8 @@ def _load_zarr_labels(image: Path) -> dict[str, np.ndarray]:
     out = {}
     for name in _ome(_attrs(image / "labels")).get("labels", []):
         ms = _ome(_attrs(image / "labels" / name))["multiscales"][0]
-        arr = np.asarray(_open_array(image / "labels" / name / ms["datasets"][0]["path"])[...])
+        where = image / "labels" / name / ms["datasets"][0]["path"]
+        arr = read_region(_open_array(where), (), where)
         out[name] = arr.reshape(arr.shape[-2:])
     return out
 
@@ -160,7 +207,7 @@ def _squeeze_to_cyx(arr: Any, axes: list[str], where: Path) -> np.ndarray:
             index.append(n // 2)
         else:
             index.append(slice(None))
-    data = np.asarray(arr[tuple(index)])
+    data = read_region(arr, tuple(index), where)
     kept = [a for a in axes if a not in ("t", "z")]
     if "c" not in kept:
         data, kept = data[None], ["c", *kept]

@@ -109,6 +109,11 @@ def train_classifier(
     steps. ``global_pool`` ("avg"|"max", VGG only) defaults to :data:`VGG_POOL` for
     the phenotype.
     """
+    for name, value in (("n_train", n_train), ("epochs", epochs), ("batch_size", batch_size), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr={lr!r}: expected a finite number > 0")
     t0 = time.perf_counter()
     dev = resolve_device(device)
     n_val = n_val or min(N_VAL, max(16, n_train // 5))

@@ -26,6 +26,7 @@ metadata says ``has_localize: true``. See docs/methods.md.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -197,6 +198,15 @@ class PixelCAMConfig:
     bg_fraction: float = 0.3
     fg_sample: float = 0.5
     bg_sample: float = 0.05
+
+    def validate(self) -> None:
+        """``ValueError`` naming a setting that is not a positive count or a finite rate."""
+        for name in ("n_train", "size", "epochs_stage1", "epochs_stage2", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PixelCAM {name}={value!r}: expected an integer >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"PixelCAM lr={self.lr!r}: expected a finite number > 0")
 
 
 def _epoch_batches(n: int, batch_size: int, generator: torch.Generator):
@@ -381,6 +391,7 @@ def train_and_export_pixelcam(
     from napari_pcim.devices import resolve_device
     from napari_pcim.training.data import load_training_data
 
+    config.validate()
     t0 = time.perf_counter()
     images, labels, channels = load_training_data(
         phenotype=config.phenotype, plate=plate, n=config.n_train, size=config.size, seed=config.seed,

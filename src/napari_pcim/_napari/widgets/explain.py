@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.explain_plate import PlatePanel
 from napari_pcim._napari.widgets.options import OptionsForm
 from napari_pcim._napari.widgets.qt import ProgressRelay
@@ -213,7 +214,8 @@ class ExplainWidget(QWidget):
             self.set_method(offered_methods()[0])
         self._show_options()
 
-    def _update_enabled(self, *_: Any) -> None:
+    def _update_enabled(self, *_: Any, hint: bool = True) -> None:
+        """Enable the buttons that can act now; with ``hint``, say in the status what is missing."""
         s = self.session
         busy = self.worker is not None
         ready = s.classifier is not None and s.current_view() is not None
@@ -222,7 +224,7 @@ class ExplainWidget(QWidget):
             s.classifier is not None and s.plate is not None and not busy
         )
         self.cancel_btn.setEnabled(busy)
-        if not busy:
+        if hint and not busy:
             if s.plate is None:
                 self.status.setText("Open a plate first (Plate widget).")
             elif s.classifier is None:
@@ -291,7 +293,7 @@ class ExplainWidget(QWidget):
         """The running job ended (done, failed or cancelled)."""
         pbar.close()
         self.worker, self._stop = None, None
-        self._update_enabled()
+        self._update_enabled(hint=False)  # keep the job's outcome in the status
 
     def cancel(self) -> None:
         """Stop the running job; nothing it computed is added."""
@@ -300,13 +302,13 @@ class ExplainWidget(QWidget):
             self.status.setText("Cancelling…")
 
     def failed(self, label: str, exc: BaseException) -> None:
-        """Report a job's error (or its cancellation)."""
+        """Report a job's error as a notification (see :mod:`.errors`), or its cancellation."""
         from napari_pcim.explainers import Cancelled
 
         if isinstance(exc, Cancelled):
             self.status.setText(f"{label}: cancelled.")
         else:
-            self.error(f"{label} failed: {exc}")
+            self.status.setText(report_failure(label, exc))
 
     def error(self, msg: str) -> None:
         """Show ``msg`` in the status line and as a napari notification."""

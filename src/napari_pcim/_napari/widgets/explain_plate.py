@@ -5,7 +5,10 @@ handed the session's open plate and loaded classifier) over all wells, or the cu
 and pinned ones, in a thread worker, with the method, target, seed and options of the
 Explain widget (:meth:`ExplainWidget.current_options`). It writes a resumable OME-Zarr
 result store: the chosen folder, else one in the user cache dir named after the plate,
-the method and a hash of the job, so rerunning the same job resumes it. Afterwards the
+the method and a hash of the job, so rerunning the same job resumes it. "skip fields
+that fail" records a field that cannot be read or explained, with its reason, and carries
+on (the status names how many failed and the first reason); unchecked, the first such
+field stops the run with an error notification. Afterwards the
 store's records give each well's prediction and the share of attribution inside the
 ground truth, which the Plate widget colours the well map by; clicking a well shows
 its stored maps.
@@ -13,12 +16,12 @@ its stored maps.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
@@ -55,6 +58,9 @@ class PlatePanel(QGroupBox):
         self.store_edit.setPlaceholderText("result store: automatic, in the cache dir")
         self.store_edit.setToolTip("Folder of the OME-Zarr result store (RESULT.zarr); empty: "
                                    "one per plate, method and options in the user cache dir")
+        self.skip_box = QCheckBox("skip fields that fail")
+        self.skip_box.setToolTip("Record a field that cannot be read or explained, with its "
+                                 "reason, and carry on; a rerun retries it")
         self.store_btn = QPushButton("…")
         self.store_btn.setToolTip("Choose where the result store goes")
         plate_row = QHBoxLayout()
@@ -66,6 +72,7 @@ class PlatePanel(QGroupBox):
         box = QVBoxLayout(self)
         box.addLayout(plate_row)
         box.addLayout(store_row)
+        box.addWidget(self.skip_box)
         self.plate_btn.clicked.connect(lambda: self.explain_plate())
         self.store_btn.clicked.connect(self._ask_store)
 
@@ -106,17 +113,17 @@ class PlatePanel(QGroupBox):
 
     def store_path(self, job: BatchJob) -> Path:
         """Where ``job`` writes: the chosen folder, else one per plate/method/job in the cache."""
+        from napari_pcim.batch.job import plate_identity
         from napari_pcim.cache import cache_dir
 
         chosen = self.store_edit.text().strip()
         if chosen:
             return Path(chosen).expanduser()
-        assert self.session.classifier is not None
+        s = self.session
+        assert s.classifier is not None and s.plate is not None
         # The same plate and job always get the same store (so a rerun resumes it); another
-        # model, target, seed or options get another one instead of a mismatch error.
-        key = hashlib.sha256(
-            f"{Path(job.plate).resolve()}|{job.fingerprint(self.session.classifier.sha256)}".encode()
-        ).hexdigest()[:10]
+        # plate, model, target, seed or options get another one instead of a mismatch error.
+        key = job.fingerprint(s.classifier.sha256, plate_identity(s.plate))[:10]
         return cache_dir() / "results" / f"{Path(job.plate).stem}-{job.method}-{key}.zarr"
 
     def explain_plate(self, wells: list[str] | None = None) -> Any:
@@ -151,7 +158,7 @@ class PlatePanel(QGroupBox):
         pbar = progress(total=0, desc=label)
         worker = create_worker(
             explain_plate, job, store, plate, s.classifier, ProgressRelay(pbar), stop.is_set,
-            _start_thread=False, _ignore_errors=True,
+            self.skip_box.isChecked(), _start_thread=False, _ignore_errors=True,
         )
         reports: list[BatchReport] = []
 
@@ -170,10 +177,22 @@ class PlatePanel(QGroupBox):
                                  "(Explain plate again resumes).")
             else:
                 w.status.setText(f"{label}: done ({len(report.done)} fields now, "
-                                 f"{len(report.skipped)} from an earlier run) in {store}.")
+                                 f"{len(report.skipped)} from an earlier run) in {store}."
+                                 + failed_note(report))
 
         worker.returned.connect(reports.append)
         worker.errored.connect(lambda exc: w.failed(label, exc))
         worker.finished.connect(_finished)
         w.start(worker, stop, f"{label}: running into {store}…")
         return worker
+
+
+def failed_note(report: BatchReport) -> str:
+    """The status's note on failed fields: how many, and the first one's reason ("" if none)."""
+    from napari_pcim.vocabulary import field_label
+
+    if not report.failed:
+        return ""
+    well, field, reason = report.failed[0]
+    return (f" {len(report.failed)} field(s) failed (recorded; a rerun retries them), "
+            f"first: {field_label(well, field)}: {reason}")

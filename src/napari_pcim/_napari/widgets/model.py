@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim.vocabulary import field_label
 
@@ -163,10 +164,8 @@ class ModelWidget(QWidget):
         self.session.set_classifier(classifier)
 
     def _load_failed(self, exc: BaseException) -> None:
-        from napari.utils.notifications import show_error
-
-        self.meta_label.setText(f"<span style='color:{_BAD}'>{html.escape(str(exc))}</span>")
-        show_error(f"could not load the model: {exc}")
+        msg = report_failure("loading the model", exc)
+        self.meta_label.setText(f"<span style='color:{_BAD}'>{html.escape(msg)}</span>")
 
     def _on_classifier(self, classifier: Classifier | None) -> None:
         self.meta_label.setText(describe(classifier) if classifier else "No model loaded.")
@@ -227,9 +226,7 @@ class ModelWidget(QWidget):
             self.proba_label.setText(self._proba_text(well, field, probs))
 
         def _failed(exc: BaseException) -> None:
-            from napari.utils.notifications import show_error
-
-            show_error(f"prediction failed for {well}: {exc}")
+            report_failure(f"prediction for {field_label(well, field)}", exc)
 
         worker.returned.connect(_done)
         worker.errored.connect(_failed)

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.qt import ProgressRelay
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.well_map import WellMap
@@ -147,7 +148,7 @@ class PlateWidget(QWidget):
 
         try:
             plate = open_plate(path)
-        except (PlateError, FileNotFoundError, ValueError) as exc:
+        except (PlateError, OSError, ValueError) as exc:
             self._error(str(exc))
             return None
         self.session.set_plate(plate)
@@ -205,7 +206,7 @@ class PlateWidget(QWidget):
         def _failed(exc: BaseException) -> None:
             pbar.close()
             self.demo_btn.setEnabled(True)
-            self._error(f"could not generate the demo plate: {exc}")
+            self.status.setText(report_failure("generating the demo plate", exc))
 
         worker.returned.connect(_done)
         worker.errored.connect(_failed)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
+from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim.layers import KIND, LayerDataTuple, field_layer_data
 
 if TYPE_CHECKING:
@@ -194,14 +195,9 @@ class Session:
         return worker
 
     def _load_error(self, well: str, exc: BaseException) -> None:
-        from napari.utils.notifications import show_error
-
         if self._loading == well:
             self._loading = None
-
-        msg = f"could not load well {well}: {exc}"
-        show_error(msg)
-        self.loading_failed.emit(msg)
+        self.loading_failed.emit(report_failure(f"loading well {well}", exc))
 
     def _require_plate(self) -> Plate:
         if self.plate is None:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_pcim.vocabulary import field_label
+
 if TYPE_CHECKING:
     from napari_pcim.batch import BatchJob, BatchReport
     from napari_pcim.classifier import Classifier
@@ -76,19 +78,21 @@ def explain_field(
         return explain(
             ctx.classifier, ctx.data, method=ctx.method, target=ctx.target, device=ctx.device,
             progress=progress, should_stop=should_stop, plate_channels=ctx.channels,
-            seed=ctx.seed, **ctx.options,
+            seed=ctx.seed, field_names=[field_label(ctx.well, ctx.field)], **ctx.options,
         )
 
 
 def explain_plate(
     job: BatchJob, store: Path, plate: Plate, classifier: Classifier,
     progress: Callable[[int, int], None], should_stop: Callable[[], bool],
+    skip_failed: bool = False,
 ) -> BatchReport:
-    """Run a whole-plate job into ``store`` with the session's open plate and classifier."""
+    """Run a whole-plate job into ``store`` with the session's open plate and classifier;
+    ``skip_failed`` records failing fields and carries on."""
     from napari_pcim.batch import run_plate
 
     with _compute_threads():
         return run_plate(
             job, store, plate=plate, classifier=classifier, progress=progress,
-            should_stop=should_stop,
+            should_stop=should_stop, skip_failed=skip_failed,
         )
