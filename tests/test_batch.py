@@ -205,3 +205,33 @@ def test_run_plate_uses_the_plate_and_classifier_it_is_given(plate_and_model, tm
     expected = held.predict_proba(opened.read_field("C05", 0), plate_channels=opened.channel_names)[0]
     assert [record["p_control"], record["p_treated"]] == pytest.approx(expected.tolist(), abs=1e-6)
     assert abs(expected[1] - 0.5) > 0.05  # and the job's own model would have said otherwise
+
+
+def test_per_channel_plate_run_writes_importance_columns_and_channel_maps(plate_and_model, tmp_path):
+    from napari_pcim.batch import read_channel_maps, read_field_maps
+
+    plate, model = plate_and_model
+    store = tmp_path / "result.zarr"
+    job = _job(plate, model, wells=["B03", "C05"], per_channel=True)
+    report = run_plate(job, store)
+    with open(report.csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = [f"importance_{c}" for c in DEMO_CHANNELS]
+    assert columns == [k for k in rows[0] if k.startswith("importance_")]
+    for row in rows:
+        shares = np.array([float(row[c]) for c in columns])
+        assert row["channel_target"] == "treated"
+        assert shares.sum() == pytest.approx(1.0, abs=1e-4) or shares.sum() == 0, row
+        if shares.sum():  # the model reads GFP only
+            assert shares[DEMO_CHANNELS.index("GFP")] >= 0.9, row
+    assert any(float(r["importance_GFP"]) > 0 for r in rows)
+    maps, _, _ = read_field_maps(store, "C05", 0)
+    channel_maps, names = read_channel_maps(store, "C05", 0)
+    assert names == list(DEMO_CHANNELS) and channel_maps.shape == (2, 4, *maps.shape[1:])
+    np.testing.assert_allclose(channel_maps[1].sum(axis=0), maps[1], rtol=1e-4, atol=1e-6)
+    # per-channel is part of what the store holds: a run without it is refused there
+    with pytest.raises(StoreMismatchError, match="per_channel: store has True, this run False"):
+        run_plate(_job(plate, model, wells=["B03", "C05"]), store)
+    run_plate(_job(plate, model, wells=["B03"], fields=[0]), tmp_path / "plain.zarr")
+    with pytest.raises(KeyError, match="per-channel"):
+        read_channel_maps(tmp_path / "plain.zarr", "B03", 0)

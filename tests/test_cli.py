@@ -104,3 +104,32 @@ def test_building_the_parser_imports_no_torch():
             "build_parser().format_help()\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_explain_per_channel_prints_channel_importance_and_exports_channel_maps(plate, tmp_path, capsys):
+    import json
+    import re
+
+    out = tmp_path / "maps.ome.zarr"
+    argv = ["explain", str(plate), "--model", "foci_vgg", "--wells", "C05", "--fields", "0",
+            "--target", "treated", "--per-channel", "--out", str(out), "--method", "input_x_gradient"]
+    assert main(argv) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "channels:" in x)
+    shares = dict(re.findall(r"(\w+) (\d\.\d\d)", line.split("channels:")[1]))
+    assert list(shares) == ["DAPI", "Actin", "GFP", "Brightfield"], line
+    assert sum(map(float, shares.values())) == pytest.approx(1.0, abs=0.03), line
+    labels = [c["label"] for c in json.loads((out / ".zattrs").read_text())["omero"]["channels"]]
+    assert "Input×Gradient · treated" in labels
+    assert [x for x in labels if x.startswith("Input×Gradient · treated · ")] == [
+        f"Input×Gradient · treated · {c}" for c in shares]
+
+
+def test_explain_whole_plate_per_channel_has_importance_columns(plate, tmp_path, capsys):
+    store = tmp_path / "result.zarr"
+    argv = ["explain", str(plate), "--model", "foci_vgg", "--wells", "B03,C05", "--fields", "0",
+            "--per-channel", "--out", str(store), *RISE]
+    assert main(argv) == 0
+    with open(store.with_suffix(".csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [k for k in rows[0] if k.startswith("importance_")] == [
+        "importance_DAPI", "importance_Actin", "importance_GFP", "importance_Brightfield"]

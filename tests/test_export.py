@@ -9,7 +9,7 @@ import pytest
 import zarr
 from bioio import BioImage
 
-from napari_pcim.export import write_annotated_field
+from napari_pcim.export import LAYERS_KEY, write_annotated_field
 
 
 def _content(seed: int = 0):
@@ -76,7 +76,10 @@ def test_metadata_in_tiff_description(tmp_path):
                                  metadata={"model": "foci_vgg", "seed": 0})
     with tifffile.TiffFile(path) as tif:
         descriptions = [img.find("{*}Description") for img in _ome_images(tif.ome_metadata)]
-    assert json.loads(descriptions[0].text) == {"napari_pcim": {"model": "foci_vgg", "seed": 0}}
+    document = json.loads(descriptions[0].text)
+    assert document["napari_pcim"] == {"model": "foci_vgg", "seed": 0}
+    assert document[LAYERS_KEY]["channels"] == {"DAPI": "uint16", "GFP": "uint16"}
+    assert list(document[LAYERS_KEY]["maps"]) == ["PCIM · treated"]
 
 
 def _ome_images(xml: str):

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,29 @@ def _umask() -> int:
     return mask
 
 
+def _discard(tmp: Path) -> None:
+    """Remove a failed write's temp file or folder, and keep it removed.
+
+    zarr-python 3 writes chunks from its own event-loop thread and finishes the chunk
+    writes already queued after the first one fails, recreating folders inside ``tmp``
+    after a first ``rmtree``; so the removal is repeated until the path stays gone
+    (bounded: about one second).
+    """
+    quiet = 0
+    for _ in range(40):
+        if tmp.exists() or tmp.is_symlink():
+            quiet = 0
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        else:
+            quiet += 1
+            if quiet == 3:  # gone for three checks in a row: no writes are pending
+                return
+        time.sleep(0.03)
+
+
 def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move ``tmp`` to ``out``; an existing ``out`` is swapped out only with ``overwrite``."""
     if out.exists() or out.is_symlink():
@@ -87,7 +111,7 @@ def atomic_file(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
             os.chmod(tmp, 0o666 & ~_umask())
         _replace(tmp, out, overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
 
 
@@ -107,7 +131,7 @@ def atomic_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
         yield tmp
         _replace(tmp, out, overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp)
         raise
 
 

@@ -4,7 +4,8 @@
 object: its area, the sum, mean and maximum of the map over it, and its ``share``
 of the field's positive attribution. With per-channel maps it adds one
 ``share_<channel>`` column per channel. :func:`compartment_shares` splits the
-positive attribution into nucleus, cytoplasm and background.
+positive attribution into nucleus, cytoplasm and background. :func:`fill_cells`
+paints each object with one of its table values.
 
 The per-label sums use ``scipy.ndimage`` (``sum_labels``, ``maximum``), which
 computes each statistic for all labels in one pass; ``skimage.measure.regionprops_table``
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cell_table", "compartment_shares"]
+__all__ = ["cell_table", "compartment_shares", "fill_cells"]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -115,3 +116,13 @@ def compartment_shares(attribution_map: Any, nuclei: Any, cells: Any) -> dict[st
         "cytoplasm": in_cyto / total,
         "background": max(0.0, 1.0 - (in_nuc + in_cyto) / total),
     }
+
+
+def fill_cells(labels: Any, table: Any, column: str = "share") -> np.ndarray:
+    """A float32 image of ``labels`` (Y, X) with each object filled with its ``table[column]``
+    (a :func:`cell_table`); background and objects missing from the table are 0."""
+    lab = np.clip(np.asarray(labels), 0, None).astype(np.int64)
+    ids = np.asarray(table["label"], dtype=np.int64)
+    lut = np.zeros(int(max(lab.max(initial=0), ids.max(initial=0))) + 1, np.float32)
+    lut[ids] = np.asarray(table[column], dtype=np.float32)
+    return lut[lab]

@@ -11,7 +11,13 @@ metadata are the same everywhere (sample data, the npe2 reader, the widgets):
 - :func:`attribution_layer_data` / :func:`top_layer_data`: an attribution map
   (``"PCIM · treated · B03 f0"``) and the Labels layer of its top pixels;
   :func:`result_layer_data` and :func:`stored_map_layer_data` build them for a live
-  ``explain()`` result and for maps read back from a whole-plate result store.
+  ``explain()`` result (or its per-channel maps, ``"PCIM · treated · GFP · B03 f0"``)
+  and for maps read back from a whole-plate result store; :func:`cell_share_layer_data`
+  a label image's cells filled with their share.
+- Readable maps: each method has its own colormap (:data:`METHOD_COLORMAPS`), signed
+  maps its own :func:`diverging_colormap` with limits symmetric about 0; all maps of a
+  method share one contrast range, kept by :class:`ContrastScales` and explained in
+  each layer's ``metadata["contrast"]``.
 
 Each layer's ``metadata[KIND]`` says what it is (``"channel"``, ``"labels"``,
 ``"attribution"``, ``"attribution_top"``) beside its ``"well"`` and ``"field"``;
@@ -27,28 +33,28 @@ from typing import Any
 
 import numpy as np
 
+from napari_pcim.cells import fill_cells
 from napari_pcim.vocabulary import FIRST_FIELD, field_label
 
 #: The metadata key naming what a napari-pcim layer is (see the module docstring).
 KIND = "pcim_kind"
-#: Colormaps of attribution maps, one per target in turn.
-ATTRIBUTION_COLORMAPS = ("inferno", "magma")
+#: Colormap of each method's (non-negative) attribution maps; other methods get OTHER_COLORMAP.
+METHOD_COLORMAPS = {"pcim": "inferno", "rise": "viridis", "pixelcam": "magma"}
+OTHER_COLORMAP = "plasma"
+#: Signed maps: (below 0, above 0) colours per method, black at 0 (adds nothing when blended).
+DIVERGING_COLOURS = {"pcim": ((0.25, 0.6, 1.0), (1.0, 0.55, 0.1)),
+                     "rise": ((0.2, 0.85, 0.3), (0.9, 0.25, 0.9))}
+#: The shared contrast scale of a method: this percentile of |map| over all its maps so far.
+SCALE_PERCENTILE = 99.5
+_QUANTILES = np.linspace(0.0, 1.0, 1001)
 #: Default share of pixels in a "top pixels" labels layer.
 TOP_FRACTION = 0.05
 SEP = " · "
 
 # Colormap per known channel name (case-insensitive), then a cycle for unknown ones.
 CHANNEL_COLORMAPS = {
-    "dapi": "blue",
-    "hoechst": "blue",
-    "nuclei": "blue",
-    "actin": "green",
-    "phalloidin": "green",
-    "gfp": "magenta",
-    "brightfield": "gray",
-    "bf": "gray",
-    "phase": "gray",
-    "transmitted": "gray",
+    "dapi": "blue", "hoechst": "blue", "nuclei": "blue", "actin": "green", "phalloidin": "green",
+    "gfp": "magenta", "brightfield": "gray", "bf": "gray", "phase": "gray", "transmitted": "gray",
 }
 _CYCLE = ("blue", "green", "magenta", "gray", "cyan", "yellow", "red")
 _BRIGHTFIELD = {"brightfield", "bf", "phase", "transmitted"}
@@ -169,19 +175,58 @@ def field_layer_data(
     return layers
 
 
-def attribution_limits(amap: np.ndarray) -> tuple[float, float]:
-    """Contrast limits of a map: 0 to the 99.5th percentile, so only positive evidence glows.
+def diverging_colormap(method: str) -> dict[str, Any]:
+    """The colormap (napari's dict form) of a method's signed maps, centred on black."""
+    neg, pos = DIVERGING_COLOURS.get(method, ((0.1, 0.75, 0.9), (1.0, 0.8, 0.1)))
+    return {"name": f"{method}_signed", "display_name": f"signed {method}",
+            "colors": [[*neg, 1.0], [0.0, 0.0, 0.0, 1.0], [*pos, 1.0]]}
 
-    Maps with no positive value (all ≤ 0) fall back to their own minimum.
-    """
+
+def is_signed(amap: np.ndarray) -> bool:
+    """Whether a map has negative evidence worth showing: a value below −1 % of its largest
+    |value| (smaller ones, e.g. PCIM's mass just below the median, would not show anyway)."""
     finite = amap[np.isfinite(amap)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo = 0.0 if finite.max() > 0 else float(finite.min())
-    hi = float(np.percentile(finite, 99.5))
-    if hi <= lo:
-        hi = float(finite.max()) if finite.max() > lo else lo + 1.0
-    return lo, hi
+    return bool(finite.size) and float(finite.min()) < -0.01 * float(np.abs(finite).max())
+
+
+class ContrastScales:
+    """One contrast range per method, shared by all its maps (wells, fields, targets).
+
+    A method's scale is the :data:`SCALE_PERCENTILE` th percentile of |map| pooled over
+    every map of that method added so far (each map counts equally, kept as 1001
+    quantiles of its finite |values|, so memory stays small). A method is signed once
+    any of its maps is (:func:`is_signed`): its limits become (−scale, scale).
+    """
+
+    def __init__(self) -> None:
+        self._quantiles: dict[str, list[np.ndarray]] = {}
+        self._signed: dict[str, bool] = {}
+
+    def add(self, method: str, amap: np.ndarray) -> None:
+        """Pool a new map of ``method`` into its scale."""
+        finite = np.abs(amap[np.isfinite(amap)])
+        if finite.size:
+            self._quantiles.setdefault(method, []).append(np.quantile(finite, _QUANTILES))
+        self._signed[method] = self._signed.get(method, False) or is_signed(amap)
+
+    def scale(self, method: str) -> float:
+        """The shared scale of ``method`` (the maximum if the percentile is 0; 1.0 if all are 0)."""
+        pooled = np.concatenate(self._quantiles.get(method) or [np.zeros(1)])
+        value = float(np.percentile(pooled, SCALE_PERCENTILE))
+        return value if value > 0 else float(pooled.max()) or 1.0
+
+    def style(self, method: str, label: str, signed: bool = False) -> dict[str, Any]:
+        """The ``colormap``, ``contrast_limits`` and ``metadata["contrast"]`` of a method's
+        layers (``signed``: this layer is signed even if the method's maps are not)."""
+        scale, signed = self.scale(method), signed or self._signed.get(method, False)
+        n = len(self._quantiles.get(method, ()))
+        meaning = f"{SCALE_PERCENTILE}th percentile of |map| over the {n} {label} map(s) so far"
+        return {
+            "colormap": diverging_colormap(method) if signed
+            else METHOD_COLORMAPS.get(method, OTHER_COLORMAP),
+            "contrast_limits": (-scale, scale) if signed else (0.0, scale),
+            "contrast": {"scale": scale, "signed": signed, "maps": n, "meaning": meaning},
+        }
 
 
 def top_mask(amap: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
@@ -190,9 +235,12 @@ def top_mask(amap: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
     return ((amap >= threshold) & (amap > 0)).astype(np.uint8)
 
 
-def attribution_layer_name(label: str, target: str, well: str, field: int) -> str:
-    """``"PCIM · treated · B03 f0"``: method label, target class, field."""
-    return SEP.join((label, str(target), field_label(well, field)))
+def attribution_layer_name(
+    label: str, target: str, well: str, field: int, channel: str | None = None
+) -> str:
+    """``"PCIM · treated · B03 f0"``: method label, target class, (channel,) field."""
+    parts = (label, str(target), *((channel,) if channel else ()), field_label(well, field))
+    return SEP.join(parts)
 
 
 def attribution_layer_data(
@@ -204,26 +252,39 @@ def attribution_layer_data(
     field: int,
     scale: Sequence[float],
     translate: Sequence[float] = (0.0, 0.0),
-    index: int = 0,
     metadata: Mapping[str, Any] | None = None,
+    scales: ContrastScales | None = None,
+    channel: str | None = None,
 ) -> LayerDataTuple:
-    """An attribution map as an additive image layer; ``index`` picks the colormap.
+    """An attribution map as an additive image layer, styled by its method.
 
-    ``metadata`` (method, options, probabilities, model, ...) is kept beside the
-    layer's kind, well, field and target.
+    The map is pooled into ``scales`` (the session's :class:`ContrastScales`; default: a
+    new one, so the map is scaled by itself) under ``metadata["method"]``, and the
+    layer gets the method's shared colormap and contrast limits. ``metadata`` (method,
+    options, probabilities, model, ...) is kept beside the layer's kind, well, field
+    and target. With ``channel`` it is that channel's part of the map
+    (``"PCIM · treated · GFP · B03 f0"``), kind ``"attribution_channel"``; it is
+    styled by the method's scale but does not change it.
     """
     amap = np.asarray(amap, dtype=np.float32)
+    meta = dict(metadata or {})
+    method, scales = str(meta.get("method") or label), scales or ContrastScales()
+    if channel is None:
+        scales.add(method, amap)
+    style = scales.style(method, label, signed=channel is not None and is_signed(amap))
     kwargs = {
-        "name": attribution_layer_name(label, target, well, field),
-        "colormap": ATTRIBUTION_COLORMAPS[index % len(ATTRIBUTION_COLORMAPS)],
+        "name": attribution_layer_name(label, target, well, field, channel),
+        "colormap": style["colormap"],
         "blending": "additive",
         "opacity": 0.7,
-        "contrast_limits": attribution_limits(amap),
+        "contrast_limits": style["contrast_limits"],
         "scale": tuple(float(s) for s in scale),
         "translate": tuple(float(t) for t in translate),
         "metadata": {
-            **(metadata or {}), KIND: "attribution", "well": well, "field": int(field),
-            "target": str(target),
+            **meta, KIND: "attribution" if channel is None else "attribution_channel",
+            "well": well, "field": int(field), "target": str(target),
+            "method": method, "label": label, "contrast": style["contrast"],
+            **({"channel": channel} if channel is not None else {}),
         },
     }
     return amap, kwargs, "image"
@@ -249,6 +310,20 @@ def top_layer_data(
     return top_mask(amap, fraction), top_kwargs, "labels"
 
 
+def _result_meta(attribution: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    classes = [str(c) for c in attribution.classes]
+    probs = np.asarray(attribution.probabilities)[0]
+    return {
+        **(metadata or {}),
+        "method": attribution.method,
+        "options": plain(dict(attribution.options)),
+        "classes": classes,
+        "probabilities": {c: float(p) for c, p in zip(classes, probs)},
+        "timings": {k: float(v) for k, v in dict(attribution.timings).items()},
+        "device": str(attribution.device),
+    }
+
+
 def result_layer_data(
     attribution: Any,
     *,
@@ -259,34 +334,68 @@ def result_layer_data(
     translate: Sequence[float] = (0.0, 0.0),
     metadata: Mapping[str, Any] | None = None,
     top_fraction: float | None = None,
+    scales: ContrastScales | None = None,
+    channels: bool = False,
 ) -> list[LayerDataTuple]:
     """Layers of a one-field ``explain()`` result: one map per target (plus its top pixels).
 
     ``metadata`` (model, plate, ...) is added to what the result itself says: method,
-    options, target index, classes, probabilities, timings and device.
+    options, target index, classes, probabilities, timings and device. The maps are
+    pooled into ``scales`` (see :func:`attribution_layer_data`). With ``channels``,
+    the layers are the per-channel maps of a ``per_channel=True`` result instead, one
+    per target and channel (``"PCIM · treated · GFP · B03 f0"``).
     """
-    classes = [str(c) for c in attribution.classes]
-    probs = np.asarray(attribution.probabilities)[0]
-    common = {
-        **(metadata or {}),
-        "method": attribution.method,
-        "options": plain(dict(attribution.options)),
-        "classes": classes,
-        "probabilities": {c: float(p) for c, p in zip(classes, probs)},
-        "timings": {k: float(v) for k, v in dict(attribution.timings).items()},
-        "device": str(attribution.device),
-    }
+    if channels and getattr(attribution, "channel_maps", None) is None:
+        raise ValueError("this result has no per-channel maps: run it with 'per channel' on")
+    common = _result_meta(attribution, metadata)
+    classes = common["classes"]
     out = []
     for t, cls_index in enumerate(np.asarray(attribution.targets)[0]):
-        layer = attribution_layer_data(
-            attribution.maps[0, t], label=label, target=classes[int(cls_index)], well=well,
-            field=field, scale=scale, translate=translate, index=t,
-            metadata={**common, "target_index": int(cls_index)},
-        )
-        out.append(layer)
+        kw = {"label": label, "target": classes[int(cls_index)], "well": well, "field": field,
+              "scale": scale, "translate": translate, "scales": scales}
+        meta = {**common, "target_index": int(cls_index)}
+        if channels:
+            importance = np.asarray(attribution.channel_importance)[0, t]
+            out += [
+                attribution_layer_data(
+                    attribution.channel_maps[0, t, c], channel=str(name), **kw,
+                    metadata={**meta, "channel_importance": float(importance[c])},
+                )
+                for c, name in enumerate(attribution.channel_names)
+            ]
+            continue
+        out.append(attribution_layer_data(attribution.maps[0, t], metadata=meta, **kw))
         if top_fraction:
-            out.append(top_layer_data(layer, label, top_fraction))
+            out.append(top_layer_data(out[-1], label, top_fraction))
     return out
+
+
+def cell_share_layer_data(
+    labels: np.ndarray,
+    table: Any,
+    *,
+    name: str,
+    well: str,
+    field: int,
+    scale: Sequence[float],
+    translate: Sequence[float] = (0.0, 0.0),
+    column: str = "share",
+) -> LayerDataTuple:
+    """An image of ``labels`` whose cells are filled with ``table[column]`` (a
+    :func:`napari_pcim.cells.cell_table`), named ``"cell share · <name>"``."""
+    image = fill_cells(labels, table, column)
+    hi = float(image.max(initial=0.0))
+    kwargs = {
+        "name": f"cell {column} · {name}",
+        "colormap": "inferno",
+        "blending": "additive",
+        "contrast_limits": (0.0, hi if hi > 0 else 1.0),
+        "scale": tuple(float(s) for s in scale),
+        "translate": tuple(float(t) for t in translate),
+        "metadata": {KIND: "cell_share", "well": well, "field": int(field), "column": column,
+                     "source": name},
+    }
+    return image, kwargs, "image"
 
 
 def stored_map_layer_data(
@@ -298,15 +407,17 @@ def stored_map_layer_data(
     classes: Sequence[str],
     scale: Sequence[float],
     store_path: str,
+    scales: ContrastScales | None = None,
 ) -> list[LayerDataTuple]:
     """Layers of one field's maps from a whole-plate result store (``record["targets"]``
-    names each map's class; ``store_meta`` is the store's root metadata)."""
+    names each map's class; ``store_meta`` is the store's root metadata), pooled into
+    ``scales``."""
     well, field = str(record["well"]), int(record["field"])
     out = []
-    for t, (amap, target) in enumerate(zip(maps, record["targets"])):
+    for amap, target in zip(maps, record["targets"]):
         out.append(attribution_layer_data(
             amap, label=label, target=target, well=well, field=field, scale=scale,
-            metadata={
+            scales=scales, metadata={
                 "method": store_meta.get("method"),
                 "options": store_meta.get("options", {}),
                 "target_index": list(classes).index(target) if target in classes else None,

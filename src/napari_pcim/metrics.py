@@ -38,37 +38,33 @@ DEFAULT_FIDELITY_BASELINE = "median"
 
 
 class MetricInfo(NamedTuple):
-    """What a metric's number means."""
+    """What a metric's number means; ``label`` is its name in words, for people."""
 
+    label: str
     higher_is_better: bool
     kind: str  # "localisation" or "fidelity"
     description: str
 
 
 METRICS: dict[str, MetricInfo] = {
-    "relevance_mass": MetricInfo(
-        True, "localisation", "share of the positive attribution that lies inside the mask"
-    ),
-    "relevance_rank": MetricInfo(
-        True, "localisation", "share of the top-|mask| pixels that lie inside the mask"
-    ),
-    "pointing_game": MetricInfo(
-        True, "localisation", "1 when the map's maximum lies inside the mask (ties: hit share)"
-    ),
-    "roc_auc": MetricInfo(
-        True, "localisation", "ROC AUC of the map as a pixel score for the mask (tie-aware)"
-    ),
-    "pxap": MetricInfo(
-        True, "localisation", "pixel average precision: area under the pixel PR curve"
-    ),
-    "best_iou": MetricInfo(True, "localisation", "IoU of the thresholded map, best threshold"),
-    "best_dice": MetricInfo(True, "localisation", "Dice of the thresholded map, best threshold"),
-    "deletion_auc": MetricInfo(
-        False, "fidelity", "AUC of the target probability while deleting top pixels first"
-    ),
-    "insertion_auc": MetricInfo(
-        True, "fidelity", "AUC of the target probability while inserting top pixels first"
-    ),
+    "relevance_mass": MetricInfo("relevance mass", True, "localisation",
+                                 "share of the positive attribution that lies inside the mask"),
+    "relevance_rank": MetricInfo("relevance rank accuracy", True, "localisation",
+                                 "share of the top-|mask| pixels that lie inside the mask"),
+    "pointing_game": MetricInfo("pointing game", True, "localisation",
+                                "1 when the map's maximum lies inside the mask (ties: hit share)"),
+    "roc_auc": MetricInfo("area under the ROC curve", True, "localisation",
+                          "ROC AUC of the map as a pixel score for the mask (tie-aware)"),
+    "pxap": MetricInfo("pixel average precision", True, "localisation",
+                       "pixel average precision: area under the pixel PR curve"),
+    "best_iou": MetricInfo("best intersection over union", True, "localisation",
+                           "IoU of the thresholded map, best threshold"),
+    "best_dice": MetricInfo("best Dice score", True, "localisation",
+                            "Dice of the thresholded map, best threshold"),
+    "deletion_auc": MetricInfo("area under the deletion curve", False, "fidelity",
+                               "AUC of the target probability while deleting top pixels first"),
+    "insertion_auc": MetricInfo("area under the insertion curve", True, "fidelity",
+                                "AUC of the target probability while inserting top pixels first"),
 }
 
 LOCALISATION_METRICS = tuple(k for k, v in METRICS.items() if v.kind == "localisation")

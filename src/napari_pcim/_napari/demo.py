@@ -1,12 +1,14 @@
 """``napari-pcim demo``: napari with the demo plate, model and widgets, ready to look at.
 
-:func:`run_demo` opens a viewer, docks the five napari-pcim widgets, opens the
-demo plate (generated once into the cache dir by
+:func:`run_demo` opens a viewer, docks the napari-pcim widgets (:func:`arrange_docks`:
+tabbed so they fit a 1366×768 screen), opens the demo plate (generated once into the cache dir by
 :func:`napari_pcim.cache.ensure_demo_plate`), loads the bundled classifier of the
 phenotype, loads the first treated well and explains it with PCIM, with the
-Explain widget's default options. With ``screenshot=FILE`` it waits for the
-explanation, saves a picture of the whole window and exits (the documentation's
-screenshots and the demo test use this).
+Explain widget's default options. The field is staged as the documentation shows it
+(:func:`stage_layers`: instance masks hidden, ground truth as contours). With
+``screenshot=FILE`` it waits for the explanation, saves a picture of the whole window
+(``size``: the window's size, e.g. 1366×768) and exits: the documentation's
+screenshots and the demo test use this.
 
 Importing this module is cheap: napari, Qt and torch are imported inside the
 functions that need them.
@@ -24,6 +26,63 @@ from napari_pcim.vocabulary import HIT_CLASS
 
 #: How long ``--screenshot`` waits for the plate, the model and PCIM before giving up.
 SCREENSHOT_TIMEOUT_S = 600.0
+#: The napari-pcim docks, in their tab groups: the plate beside the model, then the work.
+DOCK_GROUPS = (("Plate", "Model"), ("Explain", "Cells", "Evaluate", "Export"))
+#: Width × height of the screenshots in the documentation.
+DOC_SIZE = (1920, 1080)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1366x768"`` -> ``(1366, 768)``; a ValueError naming the option otherwise."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1366x768") from None
+    if width < 640 or height < 480:
+        raise ValueError(f"--size {text!r}: the window must be at least 640x480")
+    return width, height
+
+
+def arrange_docks(viewer: Any, docks: dict[str, Any]) -> list[list[str]]:
+    """Tab napari-pcim's docks so each gets at least its minimum size; returns the tab groups.
+
+    Two groups (plate and model above, the work below) when both fit the window's
+    height, else one group; the first dock of each group is raised. The dock column
+    is only as wide as the widest dock needs, so the canvas keeps the rest.
+    """
+    from qtpy.QtCore import Qt
+
+    qt_window = viewer.window._qt_window
+    groups = [[n for n in group if n in docks] for group in DOCK_GROUPS]
+    groups = [g for g in groups if g] + [[n for n in docks if not any(n in g for g in groups)]]
+    groups = [g for g in groups if g]
+    room = (qt_window.height() - qt_window.menuBar().sizeHint().height()
+            - qt_window.statusBar().sizeHint().height())
+    need = sum(max(docks[n].minimumSizeHint().height() for n in g) + 8 for g in groups)
+    if need > room:
+        groups = [[n for g in groups for n in g]]
+        groups[0].sort(key=lambda n: n != "Explain")
+    for group in groups:
+        for name in group[1:]:
+            qt_window.tabifyDockWidget(docks[group[0]], docks[name])
+        docks[group[0]].raise_()
+    width = max(d.minimumSizeHint().width() for d in docks.values())
+    qt_window.resizeDocks(list(docks.values()), [width] * len(docks), Qt.Orientation.Horizontal)
+    return groups
+
+
+def stage_layers(viewer: Any) -> None:
+    """Show a field as the documentation does: instance masks hidden, ground truth as contours."""
+    from napari.layers import Labels
+
+    from napari_pcim.layers import KIND
+
+    for layer in viewer.layers:
+        if isinstance(layer, Labels) and layer.metadata.get(KIND) == "labels":
+            if layer.metadata.get("label") == "gt":
+                layer.contour = 2
+            else:
+                layer.visible = False
 
 
 def bundled_model_for(phenotype: str) -> Path:
@@ -64,12 +123,14 @@ def run_demo(
     model: str | os.PathLike | None = None,
     options: dict[str, Any] | None = None,
     timeout_s: float = SCREENSHOT_TIMEOUT_S,
+    size: tuple[int, int] | None = None,
 ) -> int:
     """Open napari ready to explore; with ``screenshot`` save the window and exit.
 
     ``plate``/``model``/``options`` replace the cached demo plate, the bundled
-    model and PCIM's default options (tests use small ones). Returns 0, or 1 with a
-    message on stderr when a step fails or ``timeout_s`` passes first.
+    model and PCIM's default options (tests use small ones); ``size`` is the window's
+    (width, height) (default with ``screenshot``: :data:`DOC_SIZE`). Returns 0, or 1
+    with a message on stderr when a step fails or ``timeout_s`` passes first.
     """
     import napari
     from qtpy.QtCore import QTimer
@@ -77,15 +138,14 @@ def run_demo(
     from napari_pcim._napari.widgets.session import get_session
 
     viewer = napari.Viewer(title="napari-pcim demo")
+    size = size or (DOC_SIZE if screenshot is not None else None)
+    if size is not None:
+        viewer.window._qt_window.resize(*size)
     widgets = {
         name: viewer.window.add_plugin_dock_widget("napari-pcim", name)
-        for name in ("Plate", "Model", "Explain", "Evaluate", "Export")
+        for group in DOCK_GROUPS for name in group
     }
-    qt_window = viewer.window._qt_window
-    # Evaluate and Export sit in tabs behind Explain so the three main widgets stay visible.
-    for name in ("Evaluate", "Export"):
-        qt_window.tabifyDockWidget(widgets["Explain"][0], widgets[name][0])
-    widgets["Explain"][0].raise_()
+    arrange_docks(viewer, {name: dock for name, (dock, _) in widgets.items()})
     plate_w, model_w, explain_w = (widgets[n][1] for n in ("Plate", "Model", "Explain"))
     session = get_session(viewer)
     state: dict[str, Any] = {"rc": None}
@@ -122,6 +182,7 @@ def run_demo(
             worker.errored.connect(failed(f"loading well {well}"))
 
     def on_well() -> None:
+        stage_layers(viewer)
         explain_w.set_method("pcim")
         if options:
             explain_w.form().set_values(**options)
@@ -161,5 +222,7 @@ def run_demo(
 
 
 def run_demo_cli(args: Any) -> int:
-    """``napari-pcim demo [--screenshot FILE] [--phenotype P]``."""
-    return run_demo(screenshot=args.screenshot, phenotype=args.phenotype)
+    """``napari-pcim demo [--screenshot FILE] [--phenotype P] [--size WxH]``."""
+    size = getattr(args, "size", None)
+    return run_demo(screenshot=args.screenshot, phenotype=args.phenotype,
+                    size=parse_size(size) if size else None)

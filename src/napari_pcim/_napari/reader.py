@@ -1,8 +1,12 @@
-"""npe2 reader: open a plate (OME-Zarr HCS, TIFF folder) or an OME-TIFF as napari layers.
+"""npe2 reader: open a plate (OME-Zarr HCS, TIFF folder), an OME-TIFF or napari-pcim's own export.
 
 ``get_reader(path)`` returns a function that shows the first well's first field as
 styled layers (see `napari_pcim.layers.field_layer_data`), or None when ``path`` is
-not napari-pcim's kind so that napari tries another reader. An OME-TIFF or NGFF
+not napari-pcim's kind so that napari tries another reader. An annotated field
+written by :func:`napari_pcim.export.write_annotated_field` (the CLI's ``--out``,
+the Export widget, File ▸ Save) comes back as it was exported: channels as image
+layers, attribution maps as image layers with their metadata, labels as Labels
+layers, all with their names (:func:`export_layers`). An OME-TIFF or NGFF
 OME-Zarr that is napari-pcim's kind but broken (corrupt, missing chunks, unreadable)
 gets a reader that shows the one-line error as a napari notification and adds no
 layer. Browsing other wells and fields is the Plate widget's job. No torch, no Qt.
@@ -14,10 +18,13 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from napari_pcim.layers import LayerDataTuple, field_layer_data
+import numpy as np
+
+from napari_pcim.export import AnnotatedField, is_annotated_field, read_annotated_field
+from napari_pcim.layers import KIND, SEP, LayerDataTuple, attribution_layer_data, field_layer_data
 from napari_pcim.plate_io import Plate, PlateError, open_plate
 from napari_pcim.plate_io.zarr_reader import is_ngff
-from napari_pcim.vocabulary import FIRST_FIELD
+from napari_pcim.vocabulary import FIRST_FIELD, field_label
 
 ReaderFunction = Callable[[str | Sequence[str]], list[LayerDataTuple]]
 
@@ -65,11 +72,60 @@ def plate_layers(
     )
 
 
+def export_layers(exported: AnnotatedField, source: str) -> list[LayerDataTuple]:
+    """Layers of an export, named and styled as when they were exported.
+
+    Channels and labels are named by :func:`napari_pcim.layers.field_layer_data` from the
+    well, field and phenotype the export recorded (else the file's name stands for the
+    well); each map is ``"<its name> · B03 f0"`` with its recorded metadata, colormap
+    and contrast limits.
+    """
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    md = exported.metadata
+    well = str(md.get("well") or Path(source).name.split(".")[0])
+    field = int(md.get("field", FIRST_FIELD))
+    names = list(exported.channels)
+    image = np.stack([exported.channels[n] for n in names]) if names else np.zeros((0, 1, 1))
+    layers = field_layer_data(image, exported.labels, names, exported.pixel_size, well, field,
+                              phenotype=md.get("phenotype"), source=source)
+    common = {k: md[k] for k in ("method", "model", "model_sha256", "plate") if k in md}
+    target_names = (md.get("target_names") or [[]])[0]
+    scale = exported.pixel_size or (1.0, 1.0)
+    for i, (name, amap) in enumerate(exported.maps.items()):
+        meta = {**common, **exported.map_metadata.get(name, {})}
+        target = meta.pop("target", None) or (target_names[i] if i < len(target_names) else "")
+        style = meta.pop("style", {})
+        data, kwargs, kind = attribution_layer_data(
+            amap, label=str(meta.get("label") or name), target=str(target), well=well,
+            field=field, scale=scale, metadata={**meta, "export": source})
+        kwargs["name"] = SEP.join((name, field_label(well, field)))
+        kwargs["metadata"][KIND] = meta.get(KIND, "attribution")
+        if style.get("colormap") not in AVAILABLE_COLORMAPS:
+            style.pop("colormap", None)  # a custom map of another session: keep the default
+        kwargs.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in style.items()})
+        layers.append((data, kwargs, kind))
+    return layers
+
+
+def _export_reader(p: Path) -> ReaderFunction:
+    def reader(_path: str | Sequence[str]) -> list[LayerDataTuple]:
+        try:
+            return export_layers(read_annotated_field(p), str(p))
+        except (OSError, ValueError) as exc:
+            return _refusal(str(exc))(_path)
+
+    return reader
+
+
 def get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
-    """npe2 ``get_reader``: a reader for plates and OME-TIFFs napari-pcim can open, else None."""
+    """npe2 ``get_reader``: a reader for plates, OME-TIFFs and exports napari-pcim can open,
+    else None."""
     p = _single_path(path)
     if p is None or not p.exists():
         return None
+    if is_annotated_field(p):
+        return _export_reader(p)
     claimed = _claims(p)
     if p.is_file() and not claimed:
         return None

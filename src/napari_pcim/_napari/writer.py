@@ -3,9 +3,12 @@
 The selected image layers (channels, and attribution maps made by the Explain
 widget) and labels layers of one field are written by
 :func:`napari_pcim.export.write_annotated_field`, the same writer as the Export
-widget and the CLI, with a ``<name>_metrics.csv`` beside it when there are maps
-and a ground-truth labels layer. napari's save dialog already asks before
-replacing a file, so :func:`write_layers` overwrites.
+widget and the CLI, with a ``<file name>.metrics.csv`` beside it when there are maps
+and a ground-truth labels layer. The CSV is named after the whole file name, so
+it is replaced only together with its image: napari's save dialog already asks
+before replacing the image, so :func:`write_layers` overwrites both; the Export
+widget asks itself. What the layers are (well, field, phenotype, each map's
+metadata and display) is recorded so the npe2 reader can re-open the export.
 
 This module imports neither Qt nor torch; the Export widget reuses its helpers.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -51,19 +55,33 @@ def default_filename(well: str, field: int, suffix: str = ".ome.tif") -> str:
     return f"{field_stem(well, field)}{suffix}"
 
 
-def export_stem(path: Path) -> str:
-    """``"a/B03.ome.tif" -> "B03"``: the file name without its OME suffix."""
-    name = path.name
-    for suffix in SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def metrics_path(path: str | os.PathLike) -> Path:
-    """Where the metrics CSV of an exported file goes: ``<stem>_metrics.csv`` beside it."""
+    """Where the metrics CSV of an exported file goes: ``B03_f0.ome.tif.metrics.csv`` beside
+    it (one CSV per image file, so the ``.ome.tif`` and ``.ome.zarr`` of a well keep theirs)."""
     path = Path(path)
-    return path.with_name(f"{export_stem(path)}_metrics.csv")
+    return path.with_name(f"{path.name}.metrics.csv")
+
+
+#: The display attributes of a map layer kept in an export (so it re-opens looking the same).
+MAP_STYLE = ("colormap", "contrast_limits", "blending", "opacity", "gamma")
+
+
+def _json(value: Any) -> Any:
+    """A JSON copy of ``value`` (numpy scalars and arrays, tuples, … as plain values or text)."""
+    def default(v: Any) -> Any:
+        return v.tolist() if isinstance(v, np.ndarray | np.generic) else str(v)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def _style(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The display of a map layer, its colormap by name (napari gives a Colormap's dict)."""
+    style = {k: attrs[k] for k in MAP_STYLE if attrs.get(k) is not None}
+    cmap = style.pop("colormap", None)
+    name = cmap.get("name") if isinstance(cmap, dict) else getattr(cmap, "name", cmap)
+    if isinstance(name, str):
+        style["colormap"] = name
+    return _json(style)
 
 
 def split_layer_data(
@@ -71,20 +89,30 @@ def split_layer_data(
 ) -> dict[str, Any]:
     """Sort napari layer-data tuples into the exporter's channels, maps and labels.
 
-    Image layers whose ``metadata[KIND]`` is ``"attribution"`` are maps; other image
-    layers are channels (an RGB or multi-channel image is refused); labels
-    layers are labels. Returns the keyword arguments of ``write_annotated_field``
-    (``channels``, ``maps``, ``labels``, ``pixel_size``, ``metadata``).
+    Image layers napari-pcim made as maps (``metadata[KIND]`` other than ``"channel"``)
+    are maps; other image layers are channels (an RGB or multi-channel image is
+    refused); labels layers are labels, stored under napari-pcim's label name
+    (``"gt"``, ``"nuclei"``) when they have one. Returns the keyword arguments of
+    ``write_annotated_field`` (``channels``, ``maps``, ``labels``, ``pixel_size``,
+    ``metadata``: the well, field and phenotype; ``map_metadata``) plus ``titles``:
+    the labels' display names for the metrics CSV.
     """
     channels: dict[str, np.ndarray] = {}
     maps: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
+    titles: dict[str, str] = {}
     map_meta: dict[str, Any] = {}
+    field_meta: dict[str, Any] = {}
     scale = None
     shape = None
     for data, attrs, layer_type in layer_data:
         meta = dict(attrs.get("metadata") or {})
         name = short_name(str(attrs.get("name", f"layer {len(channels)}")), meta)
+        origin = meta.get("napari_pcim") if isinstance(meta.get("napari_pcim"), dict) else {}
+        for key in ("well", "field", "phenotype"):
+            value = meta.get(key, origin.get(key))
+            if value is not None:
+                field_meta.setdefault(key, value)
         arr = np.asarray(data)
         if arr.ndim != 2:
             raise ValueError(
@@ -101,10 +129,12 @@ def split_layer_data(
         if scale is None and attrs.get("scale") is not None:
             scale = tuple(float(s) for s in attrs["scale"][-2:])
         if layer_type == "labels":
-            labels[name] = arr
-        elif layer_type == "image" and meta.get(KIND) in ("attribution",):
+            key = str(meta["label"]) if meta.get(KIND) == "labels" and meta.get("label") else name
+            labels[key] = arr
+            titles[key] = name
+        elif layer_type == "image" and meta.get(KIND) not in (None, "channel"):
             maps[name] = arr.astype(np.float32, copy=False)
-            map_meta[name] = {k: v for k, v in meta.items() if k != KIND}
+            map_meta[name] = _json({**meta, "style": _style(attrs)})
         elif layer_type == "image":
             channels[name] = arr
         else:
@@ -116,15 +146,23 @@ def split_layer_data(
         "maps": maps,
         "labels": labels,
         "pixel_size": None if scale is None or scale == (1.0, 1.0) else scale,
-        "metadata": {"napari_pcim_maps": map_meta} if map_meta else {},
+        "metadata": _json(field_meta),
+        "map_metadata": map_meta,
+        "titles": titles,
     }
 
 
-def write_metrics_csv(path: Path, maps: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> Path | None:
-    """Metrics of every map against each ground-truth label layer, written atomically."""
+def _gts(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in labels.items() if "gt" in k.lower()}
+
+
+def write_metrics_csv(path: Path, maps: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                      *, titles: dict[str, str] | None = None, overwrite: bool = False) -> Path | None:
+    """Metrics of every map against each ground-truth label layer, written atomically to
+    :func:`metrics_path`; ``titles`` are the labels' names in the table."""
     from napari_pcim.metrics import evaluate_map
 
-    gts = {k: v for k, v in labels.items() if "gt" in k.lower()}
+    gts = _gts(labels)
     if not maps or not gts:
         return None
     rows = []
@@ -132,8 +170,18 @@ def write_metrics_csv(path: Path, maps: dict[str, np.ndarray], labels: dict[str,
         warnings.simplefilter("ignore")
         for m_name, amap in maps.items():
             for g_name, gt in gts.items():
-                rows.append((m_name, g_name, evaluate_map(amap, np.asarray(gt) > 0)))
-    return write_text(metrics_path(path), metrics_csv(rows))
+                title = (titles or {}).get(g_name, g_name)
+                rows.append((m_name, title, evaluate_map(amap, np.asarray(gt) > 0)))
+    return write_text(metrics_path(path), metrics_csv(rows), overwrite=overwrite)
+
+
+def export_targets(path: str | os.PathLike, layer_data: Sequence[tuple[Any, dict[str, Any], str]]
+                   ) -> list[Path]:
+    """The files an export of ``layer_data`` to ``path`` writes: the image, and its metrics
+    CSV when there are maps and a ground truth."""
+    payload = split_layer_data(layer_data)
+    has_csv = bool(payload["maps"]) and bool(_gts(payload["labels"]))
+    return [Path(path), *([metrics_path(path)] if has_csv else [])]
 
 
 def export_layer_data(
@@ -142,16 +190,27 @@ def export_layer_data(
     *,
     overwrite: bool = False,
 ) -> list[str]:
-    """Write layer-data tuples with ``write_annotated_field`` plus the metrics CSV."""
+    """Write layer-data tuples with ``write_annotated_field`` plus the metrics CSV.
+
+    Without ``overwrite``, an existing image or metrics CSV is refused before anything
+    is written (FileExistsError naming it).
+    """
     from napari_pcim.export import write_annotated_field
 
     path = Path(path)
     if not path.name.lower().endswith(SUFFIXES):
         raise ValueError(f"{path}: the file name must end with one of {', '.join(SUFFIXES)}")
+    if not overwrite:
+        taken = [str(p) for p in export_targets(path, layer_data) if p.exists()]
+        if taken:
+            raise FileExistsError(f"{', '.join(taken)} already exist(s): not replaced "
+                                  "(choose another name, or replace them explicitly)")
     payload = split_layer_data(layer_data)
+    titles = payload.pop("titles")
     written = write_annotated_field(path, overwrite=overwrite, **payload)
-    out = [str(written if written is not None else path)]
-    csv_path = write_metrics_csv(path, payload["maps"], payload["labels"])
+    out = [str(written)]
+    csv_path = write_metrics_csv(path, payload["maps"], payload["labels"], titles=titles,
+                                 overwrite=overwrite)
     if csv_path is not None:
         out.append(str(csv_path))
     return out

@@ -4,6 +4,7 @@
   :func:`plan_fields`, :func:`field_seed`;
 - :mod:`.store`: the result store on disk (layout in its docstring), written atomically
   and read back (:func:`read_records`, :func:`read_store_meta`, :func:`read_field_maps`,
+  :func:`read_channel_maps`,
   :class:`ResultStore`);
 - :mod:`.runner`: :func:`run_plate`, in-process or on dask.distributed.
 
@@ -24,6 +25,7 @@ from napari_pcim.batch.store import (
     ResultStore,
     StoreMismatchError,
     open_store,
+    read_channel_maps,
     read_failed,
     read_field_maps,
     read_records,
@@ -42,6 +44,7 @@ __all__ = [
     "open_store",
     "plan_fields",
     "process_field",
+    "read_channel_maps",
     "read_failed",
     "read_field_maps",
     "read_records",

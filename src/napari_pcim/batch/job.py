@@ -19,7 +19,12 @@ from napari_pcim.vocabulary import field_label
 
 @dataclass
 class BatchJob:
-    """What to explain: everything that defines the result store's contents."""
+    """What to explain: everything that defines the result store's contents.
+
+    ``per_channel``: also compute per-channel attribution (``explain(..., per_channel=True)``):
+    the records get one ``importance_<channel>`` column per channel and the field groups
+    hold the channel maps.
+    """
 
     plate: str
     model: str
@@ -30,6 +35,7 @@ class BatchJob:
     options: dict[str, Any] = field(default_factory=dict)
     wells: list[str] | None = None
     fields: list[int] | None = None
+    per_channel: bool = False
 
     def fingerprint(self, model_sha256: str, plate_identity: dict[str, str]) -> str:
         """Hash of what determines the maps: model, method, target, seed, options and plate
@@ -41,7 +47,9 @@ class BatchJob:
     def identity(self, model_sha256: str, plate_identity: dict[str, str]) -> dict[str, Any]:
         """The fingerprinted values, by the names the store's metadata uses."""
         return {"model_sha256": model_sha256, "method": self.method, "target": self.target,
-                "seed": self.seed, "options": self.options, **plate_identity}
+                "seed": self.seed, "options": self.options, **plate_identity,
+                # only when set, so stores made without it keep their fingerprint
+                **({"per_channel": True} if self.per_channel else {})}
 
 
 def plate_identity(plate: Any) -> dict[str, str]:

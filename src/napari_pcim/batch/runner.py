@@ -61,7 +61,8 @@ def _explain_field(job: BatchJob, well: str, field_index: int, plate: Any, class
         attr = explain(classifier, image, method=job.method, target=job.target, device=job.device,
                        seed=field_seed(job.seed, well, field_index), should_stop=should_stop,
                        plate_channels=plate.channel_names,
-                       field_names=[field_label(well, field_index)], **job.options)
+                       field_names=[field_label(well, field_index)], per_channel=job.per_channel,
+                       **job.options)
         seconds = time.perf_counter() - t0  # explain() refused any non-finite logits or maps
     except (ValueError, OSError, KeyError) as exc:
         raise FieldError(well, field_index, str(exc).strip("'\"") or type(exc).__name__) from exc
@@ -93,18 +94,24 @@ def process_field(job: BatchJob, store: str | os.PathLike, well: str, field_inde
         "targets": targets,
         "seconds": round(seconds, 4),
     }
+    # Ground truth marks the hit phenotype: score the hit class's map when it was
+    # explained, else the first target's map; its channel importance goes in the record.
+    t = targets.index(HIT_CLASS) if HIT_CLASS in targets else 0
+    channel_maps = None
+    if attr.channel_importance is not None:
+        record["channel_target"] = targets[t]
+        record.update({f"importance_{c}": float(v) for c, v in
+                       zip(attr.channel_names, attr.channel_importance[0, t])})
+        channel_maps = (attr.channel_maps[0], list(attr.channel_names))
     gt = labels.get("gt")
     if gt is not None and np.any(gt):
-        # Ground truth marks the hit phenotype: score the hit class's map when it was
-        # explained, else the first target's map.
-        t = targets.index(HIT_CLASS) if HIT_CLASS in targets else 0
         scores = evaluate_map(maps[t], np.asarray(gt) > 0)
         record["scored_target"] = targets[t]
         record.update({k: (None if not np.isfinite(v) else float(v)) for k, v in scores.items()})
     label = method_label(job.method)
     names = [f"{label} · {t}" for t in targets]
     write_field_group(field_dir(Path(store), well, field_index), maps, names, labels,
-                      plate.pixel_size, record)
+                      plate.pixel_size, record, channel_maps)
     clear_failed(Path(store), well, field_index)
     return record
 

@@ -5,6 +5,8 @@ Layout of ``RESULT.zarr`` (laid out like the plate, NGFF 0.4, zarr format 2)::
     RESULT.zarr/.zattrs          plate metadata + {"napari_pcim": {fingerprint, model, method, ...}}
     RESULT.zarr/B/3/0/0          attribution maps (T, Y, X) float32, one channel per target class
     RESULT.zarr/B/3/0/labels/gt  the plate's ground-truth labels for that field, when it has them
+    RESULT.zarr/B/3/0/channel_maps  per-channel maps (T, C, Y, X) float32 (``per_channel`` jobs);
+                                 the channel names in its ``channels`` attribute
     RESULT.zarr/failed/B03_f0.json  a field that failed (run with ``skip_failed``): its reason
     RESULT.csv                   one row per (well, field) done or failed: status, well, field,
                                  condition, prediction, metrics (or the reason it failed)
@@ -133,9 +135,11 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
         if attrs is None:
             raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
         if attrs["fingerprint"] != fingerprint:
-            ours = job.identity(model_sha256, identity)
-            diffs = [f"{k}: store has {attrs.get(k)!r}, this run {v!r}"
-                     for k, v in ours.items() if attrs.get(k) != v]
+            # per_channel is recorded only when set (older stores lack it): False by default
+            ours = {"per_channel": False, **job.identity(model_sha256, identity)}
+            theirs = {"per_channel": False, **attrs}
+            diffs = [f"{k}: store has {theirs.get(k)!r}, this run {v!r}"
+                     for k, v in ours.items() if theirs.get(k) != v]
             raise StoreMismatchError(
                 f"{store}: made with a different plate, model, method or options, refusing to mix "
                 f"results ({'; '.join(diffs) or 'fingerprint differs'}). Use another --out, or delete the store."
@@ -155,6 +159,7 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
         "seed": job.seed,
         "options": job.options,
         **identity,
+        **({"per_channel": True} if job.per_channel else {}),
         "napari_pcim_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -177,8 +182,11 @@ def write_field_group(
     labels: dict[str, np.ndarray],
     pixel_size: Sequence[float] | None,
     record: dict[str, Any],
+    channel_maps: tuple[np.ndarray, list[str]] | None = None,
 ) -> None:
     """Write one field (maps + labels + record under ``napari_pcim``) atomically to ``final``.
+
+    ``channel_maps``: (maps (T, C, Y, X), channel names), stored as ``channel_maps``.
 
     A field written twice (e.g. a retried dask task) keeps the first copy. The
     attributes are strict JSON: a non-finite value in ``record`` raises ``ValueError``.
@@ -190,12 +198,44 @@ def write_field_group(
     try:
         with atomic.atomic_directory(final) as tmp:
             write_ome_zarr_image(tmp, maps.astype(np.float32), map_names, labels,
-                                 tuple(pixel_size) if pixel_size else None, None)
+                                 tuple(pixel_size) if pixel_size else None, {})
             attrs = json.loads((tmp / ".zattrs").read_text())
             atomic.write_json(tmp / ".zattrs", {**attrs, FORMAT_KEY: record})
+            if channel_maps is not None:
+                _write_channel_maps(tmp, *channel_maps)
     except FileExistsError:  # another task finished the same field meanwhile
         if not (final / ".zattrs").is_file():
             raise
+
+
+def _write_channel_maps(group_dir: Path, maps: np.ndarray, channels: list[str]) -> None:
+    """The per-channel maps (T, C, Y, X) as the field group's ``channel_maps`` array."""
+    import zarr
+
+    root = zarr.open_group(str(group_dir), mode="a", zarr_format=2)
+    _, _, Y, X = maps.shape
+    arr = root.create_array("channel_maps", shape=maps.shape, dtype="float32",
+                            chunks=(1, 1, min(Y, 1024), min(X, 1024)),
+                            chunk_key_encoding={"name": "v2", "separator": "/"})
+    arr[...] = maps.astype(np.float32)
+    arr.attrs["channels"] = list(channels)
+
+
+def read_channel_maps(store: str | os.PathLike, well: str, field_index: int
+                      ) -> tuple[np.ndarray, list[str]]:
+    """The per-channel maps (T, C, Y, X) float32 of a done field and the channel names.
+
+    Raises ``KeyError`` naming the field when the store lacks it or was run without
+    per-channel attribution.
+    """
+    import zarr
+
+    where = field_dir(Path(store), well, field_index)
+    if not is_done(Path(store), well, field_index) or not (where / "channel_maps").is_dir():
+        raise KeyError(f"{store}: no per-channel maps for {field_label(well, field_index)} "
+                       "(run the plate with per-channel attribution)")
+    arr = zarr.open_array(str(where / "channel_maps"), mode="r")
+    return np.asarray(arr[:], dtype=np.float32), list(arr.attrs["channels"])
 
 
 def _record_order(rec: dict[str, Any]) -> tuple[int, str, int, int]:

@@ -48,7 +48,7 @@ def run_explain_plate(args: argparse.Namespace, options: dict[str, Any]) -> int:
         plate=args.plate, model=str(model), method=args.method,
         target=args.target, seed=args.seed, device=args.device, options=options,
         wells=None if args.all_wells else parse_wells(args.wells),
-        fields=parse_fields(args.fields),
+        fields=parse_fields(args.fields), per_channel=args.per_channel,
     )
     with console_progress(f"{job.method} fields", unit="field") as progress:
         report = run_plate(job, args.out, progress=progress, workers=args.workers,

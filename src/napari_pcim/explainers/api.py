@@ -26,6 +26,7 @@ from napari_pcim.baseline_images import make_baseline
 from napari_pcim.classifier import Classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.explainers.attribution import Attribution
+from napari_pcim.explainers.channels import apportion, channel_ablation, positive_shares
 from napari_pcim.explainers.memory import check_fits, estimate_bytes
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.registry import DEFAULT_METHOD, Explainer, Job, get_explainer
@@ -172,6 +173,7 @@ def explain(
     seed: int = 0,
     plate_channels: Sequence[str] | None = None,
     field_names: Sequence[str] | None = None,
+    per_channel: bool = False,
     **options: Any,
 ) -> Attribution:
     """Explain raw field(s) for ``classifier`` with a registered ``method`` (see ``METHODS``).
@@ -186,7 +188,10 @@ def explain(
     whose memory estimate exceeds the free memory, raise ``ValueError`` before any
     compute. NaN or inf from the model, or in a map, raise ``ValueError`` naming the
     field, the model file and the stage. Tiles go through the model in batches of
-    the method's ``batch_size`` (16 for methods without one).
+    the method's ``batch_size`` (16 for methods without one). ``per_channel=True``
+    also fills ``channel_maps``, ``channel_importance`` and ``channel_names``
+    (:mod:`.channels`: the method's own decomposition when its registry entry has one,
+    else channel ablation).
     """
     t_start = time.perf_counter()
     entry = get_explainer(method)
@@ -206,9 +211,10 @@ def explain(
     plan = TilePlan.for_classifier(meta, (Y, X))
     batch_size = int(getattr(opts, "batch_size", DEFAULT_BATCH))
     n_targets = len(classes) if mode == "all" else 1
+    n_maps = n_targets * (len(meta.channels) + 1) if per_channel else n_targets
 
     dev = resolve_device(device)
-    check_fits(estimate_bytes(plan, N, len(meta.channels), n_targets, batch_size, entry.needs_baseline),
+    check_fits(estimate_bytes(plan, N, len(meta.channels), n_maps, batch_size, entry.needs_baseline),
                dev, batch_size)
     classifier.to(dev)
     module = classifier.module
@@ -238,15 +244,26 @@ def explain(
         )
         t_setup = time.perf_counter() - t_start
         t0 = time.perf_counter()
+        channel_maps = importance = None
         try:
-            tile_maps = entry.attribute(job, opts)
+            if per_channel and entry.channels is not None:
+                tile_channels, opts = entry.channels(job, opts)
+                B, T, C_, h, w = tile_channels.shape
+                channel_maps = _numpy(plan.assemble(tile_channels.reshape(B, T * C_, h, w)))
+                channel_maps = channel_maps.reshape(N, T, C_, Y, X)
+                maps = channel_maps.sum(axis=2)
+                importance = positive_shares(channel_maps)
+            else:
+                maps = _numpy(plan.assemble(entry.attribute(job, opts)))
+                if per_channel:
+                    importance = channel_ablation(job, opts, probs, targets, batch_size, names)
+                    channel_maps = apportion(maps, importance)
         except NonFinite as exc:
             raise ValueError(
                 f"the classifier {classifier.path} returned {exc.kind} {exc.what} for "
                 f"{names[exc.index // plan.n_tiles]} on {exc.on} ({exc.stage})"
             ) from None
-        maps = plan.assemble(tile_maps).cpu().numpy().astype(np.float32, copy=False)
-        _check_maps(maps, names, entry.label, classifier)
+        _check_maps(maps if channel_maps is None else channel_maps, names, entry.label, classifier)
         t_attr = time.perf_counter() - t0
     finally:
         for p, flag in zip(module.parameters(), grad_flags):
@@ -266,7 +283,14 @@ def explain(
             "forward_passes": float(job.stats.get("forward_seconds", 0.0)),
         },
         device=str(dev), n_forward=int(job.stats.get("forward_passes", 0)),
+        channel_maps=channel_maps, channel_importance=importance,
+        channel_names=tuple(meta.channels) if per_channel else None,
     )
+
+
+def _numpy(maps: torch.Tensor) -> np.ndarray:
+    """Assembled maps as a float32 numpy array."""
+    return maps.cpu().numpy().astype(np.float32, copy=False)
 
 
 def _check_maps(maps: np.ndarray, names: Sequence[str], label: str, classifier: Classifier) -> None:

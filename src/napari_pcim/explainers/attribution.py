@@ -22,6 +22,13 @@ class Attribution:
     (``total``, ``per_field``, ``setup``, ``attribution``, ``forward_passes``:
     time inside the model's forward passes, PCIM's including backward);
     ``n_forward``: images passed through the model.
+
+    With ``explain(..., per_channel=True)``: ``channel_maps`` (N, T, C, Y, X) float32,
+    ``channel_importance`` (N, T, C) (each row: the channels' shares of the positive
+    attribution, summing to 1, or all zeros when there is none) and ``channel_names``
+    (the classifier's channel order). Gradient methods and PCIM decompose the map
+    (the channel maps sum to it); the others apportion it by channel ablation
+    (:mod:`napari_pcim.explainers.channels`). Otherwise all three are None.
     """
 
     maps: np.ndarray
@@ -33,6 +40,9 @@ class Attribution:
     timings: dict[str, float]
     device: str
     n_forward: int = 0
+    channel_maps: np.ndarray | None = None
+    channel_importance: np.ndarray | None = None
+    channel_names: tuple[str, ...] | None = None
 
     def _class_index(self, target: int | str) -> int:
         if isinstance(target, str):
@@ -75,6 +85,10 @@ class Attribution:
             "timings": {k: float(v) for k, v in self.timings.items()},
             "device": self.device,
             "n_forward": int(self.n_forward),
+            **({} if self.channel_importance is None else {
+                "channel_names": list(self.channel_names or ()),
+                "channel_importance": self.channel_importance.astype(float).tolist(),
+            }),
         }
 
 

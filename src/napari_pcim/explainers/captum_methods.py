@@ -26,7 +26,10 @@ absolute value by definition; the others keep their sign). Occlusion and
 feature ablation perturb all channels of a pixel together and captum copies
 that joint effect to every channel, so one copy (the channel mean) is the
 total; Grad-CAM has a single channel. The metrics' normalisation then keeps
-the positive part. ``baseline`` names a :func:`napari_pcim.baseline_images.make_baseline`
+the positive part. With ``explain(..., per_channel=True)`` the gradient methods
+return the per-channel attribution before that sum (channel maps that add up to
+the pixel map); occlusion, feature ablation and Grad-CAM are apportioned by
+channel ablation (:mod:`napari_pcim.explainers.channels`). ``baseline`` names a :func:`napari_pcim.baseline_images.make_baseline`
 kind, so "removed" means the same as in PCIM, RISE and the fidelity metrics.
 
 Each method is one module of :mod:`napari_pcim.explainers.comparison` holding its
@@ -150,9 +153,13 @@ class _Captum:
 _CORES: dict[str, _Captum] = {}
 
 
-def _pixel_maps(method: _Captum, call: CaptumCall, opts: Any) -> torch.Tensor:
-    """(B, H, W): the method's attribution, reduced to one value per pixel (module docstring)."""
+def _pixel_maps(method: _Captum, call: CaptumCall, opts: Any, per_channel: bool = False
+                ) -> torch.Tensor:
+    """(B, H, W): the method's attribution, reduced to one value per pixel (module docstring);
+    with ``per_channel`` (gradient methods only) the unreduced (B, C, H, W)."""
     attr = method.core(call, opts).detach().float()
+    if per_channel:
+        return attr
     # Occlusion and ablation features span all channels and captum copies each
     # feature's total to every channel: one copy is the pixel's total.
     return attr.mean(dim=1) if method.whole_pixel else attr.sum(dim=1)
@@ -172,14 +179,17 @@ def _job_regions(job: Job, opts: Any) -> torch.Tensor | None:
     return job.plan.split_labels(lab)
 
 
-def _attribute_job(name: str) -> Callable[[Job, Any], torch.Tensor]:
-    """The registry's call of captum method ``name``: tiles in batches of :data:`TILE_BATCH`."""
+def _attribute_job(name: str, per_channel: bool = False) -> Callable[[Job, Any], torch.Tensor]:
+    """The registry's call of captum method ``name``: tiles in batches of :data:`TILE_BATCH`;
+    with ``per_channel``, tile channel maps (B, T, C, h, w)."""
 
     def attribute(job: Job, opts: Any) -> torch.Tensor:
         method = _CORES[name]
         captum_attr()  # fails early, naming the extra, when captum is missing
         B, T = job.targets.shape
-        out = torch.empty(B, T, *job.tiles.shape[-2:], device=job.tiles.device)
+        C = job.tiles.shape[1]
+        out = torch.empty(B, T, *((C,) if per_channel else ()), *job.tiles.shape[-2:],
+                          device=job.tiles.device)
         regions = _job_regions(job, opts)
         f = _counting(job.forward, job.stats)
         t0 = time.perf_counter()
@@ -194,7 +204,7 @@ def _attribute_job(name: str) -> Callable[[Job, Any], torch.Tensor]:
                 None if regions is None else regions[s:e].cpu().numpy(),
             )
             with torch.enable_grad():
-                maps = _pixel_maps(method, call, opts)
+                maps = _pixel_maps(method, call, opts, per_channel)
             check_finite(maps, "gradients or scores", "its own input", name, torch.arange(s, e))
             out[s:e, t] = maps
             report(job.progress, done, len(steps))
@@ -226,9 +236,16 @@ def register_captum(
     """
     _CORES[name] = _Captum(core, whole_pixel)
     needs_baseline = any(f.name == "baseline" for f in dc_fields(options_cls))
+    channels = None
+    if not whole_pixel:  # gradient methods decompose; the others are apportioned by ablation
+        by_channel = _attribute_job(name, per_channel=True)
+
+        def channels(job: Job, opts: Any) -> tuple[torch.Tensor, Any]:
+            return by_channel(job, opts), opts
+
     return register(Explainer(
         name, label, options_cls, _attribute_job(name), unavailable=unavailable, check=check,
-        needs_baseline=needs_baseline, comparison=True,
+        needs_baseline=needs_baseline, comparison=True, channels=channels,
     ))
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import torch
@@ -45,8 +45,10 @@ from napari_pcim.explainers.runtime import check_finite, check_stop, report, sma
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Mixing = Literal["linear", "saturating"]
 Readout = Literal["mass-above-median", "mass", "mask"]
+Isolation = Literal["pixel", "pixel-channel"]
 MIXINGS: tuple[str, ...] = get_args(Mixing)
 READOUTS: tuple[str, ...] = get_args(Readout)
+ISOLATIONS: tuple[str, ...] = get_args(Isolation)
 
 
 def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Tensor:
@@ -96,6 +98,11 @@ class PCIMOptions:
     batch_size: int = field(
         default=32, metadata={"help": "images (tile × target) optimised together per batch", "min": 1}
     )
+    isolation: Isolation = field(
+        default="pixel",
+        metadata={"help": "mixing units: 'pixel' (all channels of a pixel share one weight) or "
+                          "'pixel-channel' (one weight per pixel and channel: per-channel maps)"},
+    )
 
 
 def _tv(m: torch.Tensor) -> torch.Tensor:
@@ -127,10 +134,13 @@ def check_differentiable(forward: Forward, example: torch.Tensor) -> None:
 
 class _Item:
     """The tiles of one optimisation batch: n items of ``group`` tiles, images ``idx``
-    of ``tiles``/``bases`` (tensors or lazy :class:`~napari_pcim.tiling.Tiles`)."""
+    of ``tiles``/``bases`` (tensors or lazy :class:`~napari_pcim.tiling.Tiles`), with
+    ``k`` mixing weights per pixel (1, or one per channel)."""
 
-    def __init__(self, tiles: Any, bases: Any, idx: torch.Tensor, group: int, chunk: int) -> None:
+    def __init__(self, tiles: Any, bases: Any, idx: torch.Tensor, group: int, chunk: int,
+                 k: int = 1) -> None:
         self.tiles, self.bases, self.idx, self.group, self.chunk = tiles, bases, idx, group, chunk
+        self.k = k
         self.whole = idx.numel() <= chunk
         if self.whole:  # small enough: hold x and x − b for all the batch's tiles
             self.b = bases[idx]
@@ -150,7 +160,7 @@ class _Item:
 def _mixed_logits(forward: Forward, item: _Item, m: torch.Tensor, n: int) -> torch.Tensor:
     """Item logits (n, K) of the mixed tiles: the mean of each item's tile logits."""
     H, W = item.tiles.shape[-2:]
-    flat = m.reshape(-1, 1, H, W)
+    flat = m.reshape(-1, item.k, H, W)
     outs = [forward(b + flat[sl] * d).float() for sl, b, d in item.parts()]
     logits = torch.cat(outs).view(n, item.group, -1).mean(dim=1)
     check_finite(logits, "logits", "a mixed input", "PCIM", item.idx[:: item.group])
@@ -159,11 +169,12 @@ def _mixed_logits(forward: Forward, item: _Item, m: torch.Tensor, n: int) -> tor
 
 def _loss(logits: torch.Tensor, m: torch.Tensor, target: torch.Tensor, n: int, group: int,
           opts: PCIMOptions) -> torch.Tensor:
-    """Per-item loss (n,): −log p(target) of the mean logits, plus λ_TV · the tiles' mean TV."""
+    """Per-item loss (n,): −log p(target) of the mean logits, plus λ_TV · the tiles' mean TV.
+
+    ``m``: the tiles' mixing weights (n · group, k, H, W)."""
     loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
     if opts.tv > 0:
-        H, W = m.shape[-2:]
-        loss = loss + opts.tv * _tv(m.reshape(-1, 1, H, W)).view(n, group).mean(dim=1)
+        loss = loss + opts.tv * _tv(m).view(n, group).mean(dim=1)
     return loss
 
 
@@ -181,12 +192,13 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
     sigma = torch.softmax(w / opts.temperature, dim=1)
     m = _mixing_weights(sigma, scale, opts.mixing)
     if item.whole:
-        total = _loss(_mixed_logits(forward, item, m, n), m.view(-1, H, W), target, n, g, opts).sum()
+        total = _loss(_mixed_logits(forward, item, m, n), m.view(-1, item.k, H, W), target, n, g,
+                      opts).sum()
         (w.grad,) = torch.autograd.grad(total, [w])
         return float(total.detach())
     with torch.no_grad():
         mean = _mixed_logits(forward, item, m, n)
-        md = m.detach().view(-1, 1, H, W)
+        md = m.detach().view(-1, item.k, H, W)
     mean.requires_grad_(True)
     total = _loss(mean, md, target, n, g, opts).sum()
     (G,) = torch.autograd.grad(total, [mean])
@@ -211,11 +223,12 @@ def _optimise(
     """Learn mixing weights for n items of ``item.group`` tiles each at once.
 
     ``target``: (n,). An item's logits are the mean of its tiles' logits and its
-    softmax runs over all its tiles' pixels. Returns (maps (n * group, H, W), steps run).
+    softmax runs over all its tiles' pixels (pixel channels with ``item.k`` = C). Returns
+    (maps (n * group, k, H, W), steps run).
     """
     n = target.shape[0]
     H, W = item.tiles.shape[-2:]
-    P = item.group * H * W  # pixel channels per item
+    P = item.group * item.k * H * W  # mixing units per item
     scale = opts.budget * P
     w = torch.zeros(n, P, device=item.tiles.device, requires_grad=True)
     opt = torch.optim.Adam([w], lr=opts.lr)
@@ -237,7 +250,7 @@ def _optimise(
             out = sigma * P
             if opts.readout == "mass-above-median":
                 out = out - out.median(dim=1, keepdim=True).values
-    return out.view(n * item.group, H, W).detach(), len(history)
+    return out.view(n * item.group, item.k, H, W).detach(), len(history)
 
 
 def pcim_attribute(
@@ -252,8 +265,13 @@ def pcim_attribute(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     stats: dict[str, float] | None = None,
+    per_channel: bool = False,
 ) -> torch.Tensor:
     """PCIM maps (B, T, H, W) for ``inputs`` (B, C, H, W) and ``targets`` (B, T) class indices.
+
+    ``options.isolation="pixel-channel"`` learns one weight per pixel and channel
+    (one softmax budget over all of them); the pixel map is then the sum of the
+    channel maps, which ``per_channel=True`` returns instead, as (B, T, C, H, W).
 
     Every (image, target) pair gets its own mixing weights; pairs are optimised
     together in batches of about ``options.batch_size`` images. With
@@ -270,6 +288,9 @@ def pcim_attribute(
     """
     opts = options or PCIMOptions()
     validate_options(opts, "PCIM")
+    if per_channel and opts.isolation != "pixel-channel":
+        raise ValueError("PCIM per-channel maps need isolation='pixel-channel'")
+    k = inputs.shape[1] if opts.isolation == "pixel-channel" else 1
     B, T = targets.shape
     g = tiles_per_item
     if B % g:
@@ -281,7 +302,7 @@ def pcim_attribute(
     field_of = torch.arange(B // g, device=inputs.device).repeat_interleave(T)
     tgt = targets.to(inputs.device)[::g].reshape(-1)
     tile = torch.arange(g, device=inputs.device)
-    out = torch.empty(B, T, *inputs.shape[-2:], device=inputs.device)
+    out = torch.empty(B, T, k, *inputs.shape[-2:], device=inputs.device)
     batch = max(1, opts.batch_size // g)
     total = -(-n_items // batch) * opts.steps
     done = 0
@@ -300,7 +321,7 @@ def pcim_attribute(
         idx = (field_of[start:stop, None] * g + tile).reshape(-1)  # the items' tiles
         t0 = time.perf_counter()
         try:
-            item = _Item(inputs, baselines, idx, g, opts.batch_size)
+            item = _Item(inputs, baselines, idx, g, opts.batch_size, k)
             maps, steps = _optimise(forward, item, tgt[start:stop], opts, tick)
         except torch.cuda.OutOfMemoryError:
             batch = smaller_batch(batch, "PCIM")
@@ -316,17 +337,23 @@ def pcim_attribute(
     if stats is not None:
         stats["forward_passes"] = n_forward
         stats["forward_seconds"] = t_opt
-    return out
+    return out if per_channel else out.sum(dim=2)
 
 
-def _attribute(job: Job, options: PCIMOptions) -> torch.Tensor:
+def _attribute(job: Job, options: PCIMOptions, per_channel: bool = False) -> torch.Tensor:
     """The registry's call: PCIM on all tiles, each field's tiles sharing one budget."""
     check_differentiable(job.forward, job.tiles)
     return pcim_attribute(
         job.forward, job.tiles, job.targets, options=options, baselines=job.baselines,
         tiles_per_item=job.plan.n_tiles, progress=job.progress, should_stop=job.should_stop,
-        stats=job.stats,
+        stats=job.stats, per_channel=per_channel,
     )
 
 
-register(Explainer("pcim", "PCIM", PCIMOptions, _attribute))
+def _channels(job: Job, options: PCIMOptions) -> tuple[torch.Tensor, PCIMOptions]:
+    """Per-channel maps (B, T, C, h, w): the ``isolation="pixel-channel"`` variant."""
+    opts = replace(options, isolation="pixel-channel")
+    return _attribute(job, opts, per_channel=True), opts
+
+
+register(Explainer("pcim", "PCIM", PCIMOptions, _attribute, channels=_channels))

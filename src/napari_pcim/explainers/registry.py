@@ -66,7 +66,11 @@ class Explainer:
     ``check(options, classifier, (N, Y, X))`` refuses inputs before any compute;
     ``needs_baseline``: ``explain()`` builds ``job.baselines`` from the options'
     ``baseline`` and ``blur_sigma``; ``comparison``: a captum method to compare
-    against, not a product method.
+    against, not a product method; ``channels(job, options) -> (tile channel maps
+    (B, T, C, h, w), the options used)``: the method's per-channel decomposition, whose
+    sum over channels is its pixel map (``explain(..., per_channel=True)`` runs it
+    instead of ``attribute``); None: the pixel map is apportioned by channel ablation
+    (:mod:`napari_pcim.explainers.channels`).
     """
 
     name: str
@@ -77,6 +81,7 @@ class Explainer:
     check: Callable[[Any, Any, tuple[int, int, int]], None] | None = None
     needs_baseline: bool = True
     comparison: bool = False
+    channels: Callable[[Job, Any], tuple[torch.Tensor, Any]] | None = None
 
 
 #: The method ``explain()`` runs when none is named.

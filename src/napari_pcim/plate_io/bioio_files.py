@@ -59,7 +59,7 @@ def check_tiff(path: Path) -> None:
                         "unreadable (truncated or corrupt file?)"
                     )
     except tifffile.TiffFileError as e:
-        raise PlateError(f"{path}: not a readable TIFF ({e})") from None
+        raise PlateError(f"{path}: not a readable image file (TIFF: {e})") from None
     finally:
         quiet.level = level
 

@@ -6,16 +6,20 @@ with the registry's reason as its tooltip and note), a target (the predicted cla
 one class, or all) and the options (a form generated from the method's options
 dataclass, see :mod:`.options`), then Run. :meth:`ExplainWidget.current_options` is
 exactly what Run (and "Explain plate") passes to ``explain()``; a bad value is
-refused before the run with a one-line notification. The job runs in a napari
-thread worker; its progress shows in napari's activity dock and Cancel stops it
-without adding anything. Everything the result needs (well, field, raw data,
-scale, offset, model, options) is captured when Run is pressed, so switching wells
-meanwhile cannot mislabel the result.
+refused before the run with a one-line notification. "per channel" (a run setting
+like target and seed, not a method option) asks for per-channel attribution, see
+:class:`~.channels.ChannelPanel`. The job runs in a napari thread worker; its
+progress shows in the dock itself (a bar with the time left, :class:`~.qt.DockProgress`)
+and in napari's activity dock, and Cancel stops it without adding anything.
+Everything the result needs (well, field, raw data, scale, offset, model, options)
+is captured when Run is pressed, so switching wells meanwhile cannot mislabel the result.
 
 Each map becomes an image layer named like ``"PCIM · treated · B03 f0"``, built by
 :func:`napari_pcim.layers.result_layer_data` with the method, options, target,
-probabilities, model hash, timings, well and field in its ``metadata``; "top 5 %"
-adds a Labels layer of the map's top pixels. The "Whole plate" group is
+probabilities, model hash, timings, well and field in its ``metadata``, on the
+method's contrast range shared across the session (``Session.scales``); "top 5 %"
+adds a Labels layer of the map's top pixels. A per-channel result's channel maps are
+kept in ``Session.channel_maps`` (for the Cells dock). The "Whole plate" group is
 :class:`~.explain_plate.PlatePanel`.
 """
 
@@ -37,13 +41,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._napari.widgets.channels import ChannelPanel
 from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.explain_plate import PlatePanel
 from napari_pcim._napari.widgets.options import OptionsForm
-from napari_pcim._napari.widgets.qt import ProgressRelay
+from napari_pcim._napari.widgets.qt import DockProgress, ProgressRelay
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.workers import RunContext, explain_field
-from napari_pcim.layers import TOP_FRACTION, result_layer_data
+from napari_pcim.layers import KIND, TOP_FRACTION, result_layer_data
 from napari_pcim.vocabulary import field_label
 
 if TYPE_CHECKING:
@@ -92,6 +97,8 @@ class ExplainWidget(QWidget):
         self.cancel_btn.setEnabled(False)
         self.status = QLabel("Load a plate, a well and a model first.")
         self.status.setWordWrap(True)
+        self.progress = DockProgress()
+        self.channel_panel = ChannelPanel(self.session)
         self.plate_panel = PlatePanel(self)
 
         form = QFormLayout()
@@ -106,7 +113,9 @@ class ExplainWidget(QWidget):
         layout.addLayout(form)
         layout.addLayout(self.options_holder)
         layout.addWidget(self.top_box)
+        layout.addWidget(self.channel_panel)
         layout.addLayout(buttons)
+        layout.addWidget(self.progress)
         layout.addWidget(self.plate_panel)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -246,6 +255,7 @@ class ExplainWidget(QWidget):
             translate=tuple(first.translate[-2:]) if first is not None else (0.0, 0.0),
             classifier=clf, device=s.device, method=self.method, target=self.target,
             seed=self.seed_box.value(), options=options, plate=str(plate.path),
+            per_channel=self.channel_panel.per_channel,
         )
 
     def run(self) -> Any:
@@ -266,7 +276,7 @@ class ExplainWidget(QWidget):
         stop = threading.Event()
         pbar = progress(total=0, desc=label)
         worker = create_worker(
-            explain_field, ctx, ProgressRelay(pbar), stop.is_set,
+            explain_field, ctx, ProgressRelay(pbar, self.progress), stop.is_set,
             _start_thread=False, _ignore_errors=True,
         )
 
@@ -286,12 +296,14 @@ class ExplainWidget(QWidget):
         """Make ``worker`` the running job (one at a time) and start it."""
         self.worker, self._stop = worker, stop
         self.status.setText(text)
+        self.progress.start()
         self._update_enabled()
         worker.start()
 
     def finished(self, pbar: Any) -> None:
         """The running job ended (done, failed or cancelled)."""
         pbar.close()
+        self.progress.finish(cancelled=self._stop is not None and self._stop.is_set())
         self.worker, self._stop = None, None
         self._update_enabled(hint=False)  # keep the job's outcome in the status
 
@@ -328,5 +340,14 @@ class ExplainWidget(QWidget):
             metadata={"model": str(ctx.classifier.path), "model_sha256": ctx.classifier.sha256,
                       "plate": ctx.plate},
             top_fraction=TOP_FRACTION if self.top_box.isChecked() else None,
+            scales=self.session.scales,
         )
-        return self.session.add_layers(ctx.well, layer_data)
+        added = self.session.add_layers(ctx.well, layer_data)
+        maps = [layer for layer in added if layer.metadata.get(KIND) == "attribution"]
+        if attribution.channel_maps is not None:
+            for t, layer in enumerate(maps):
+                self.session.channel_maps[layer] = dict(
+                    zip(attribution.channel_names or (), attribution.channel_maps[0, t])
+                )
+            self.channel_panel.show_result(ctx, attribution)
+        return added

@@ -157,7 +157,7 @@ class PlatePanel(QGroupBox):
         stop = threading.Event()
         pbar = progress(total=0, desc=label)
         worker = create_worker(
-            explain_plate, job, store, plate, s.classifier, ProgressRelay(pbar), stop.is_set,
+            explain_plate, job, store, plate, s.classifier, ProgressRelay(pbar, w.progress), stop.is_set,
             self.skip_box.isChecked(), _start_thread=False, _ignore_errors=True,
         )
         reports: list[BatchReport] = []

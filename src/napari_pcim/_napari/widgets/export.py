@@ -3,10 +3,10 @@
 The channels, attribution maps and label layers of the current well go to one
 OME-TIFF (``.ome.tif``) or OME-Zarr (``.ome.zarr``) through
 :func:`napari_pcim.export.write_annotated_field`, the same writer the CLI and the
-npe2 writer use; a ``<name>_metrics.csv`` with the localisation metrics of each
-map against the ground truth is written beside it. An existing file is only
-replaced after the user confirms (``confirm_overwrite`` is a plain attribute so
-tests and scripts can answer without a dialog).
+npe2 writer use; a ``<file name>.metrics.csv`` with the localisation metrics of
+each map against the ground truth is written beside it. Existing files (the image
+or its CSV) are only replaced after the user confirms (``confirm_overwrite`` is a
+plain attribute so tests and scripts can answer without a dialog).
 """
 
 from __future__ import annotations
@@ -28,17 +28,18 @@ from qtpy.QtWidgets import (
 )
 
 from napari_pcim._napari.widgets.session import get_session
-from napari_pcim._napari.writer import default_filename, export_layer_data
+from napari_pcim._napari.writer import default_filename, export_layer_data, export_targets
 from napari_pcim.layers import KIND
 
 if TYPE_CHECKING:
     import napari
 
 
-def ask_overwrite(parent: QWidget | None, path: Path) -> bool:
-    """Ask the user whether ``path`` may be replaced."""
+def ask_overwrite(parent: QWidget | None, paths: list[Path]) -> bool:
+    """Ask the user whether the existing ``paths`` may be replaced."""
+    listed = "\n".join(str(p) for p in paths)
     answer = QMessageBox.question(
-        parent, "Replace file?", f"{path} already exists. Replace it?",
+        parent, "Replace files?", f"These files already exist:\n{listed}\nReplace them?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )
@@ -52,8 +53,8 @@ class ExportWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = get_session(napari_viewer)
-        #: ``(path) -> bool``: may an existing file be replaced? Replace for tests/scripts.
-        self.confirm_overwrite: Callable[[Path], bool] = lambda p: ask_overwrite(self, p)
+        #: ``(existing paths) -> bool``: may they be replaced? Replace for tests/scripts.
+        self.confirm_overwrite: Callable[[list[Path]], bool] = lambda p: ask_overwrite(self, p)
 
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("…/B03_f0.ome.tif or .ome.zarr")
@@ -99,18 +100,17 @@ class ExportWidget(QWidget):
         if not layers:
             self._say("No well is shown: click a well in the Plate widget first.")
             return []
-        overwrite = False
-        if path.exists():
-            if not self.confirm_overwrite(path):
-                self._say(f"Not exported: {path} exists and was kept.")
-                return []
-            overwrite = True
         layer_data = [
             layer.as_layer_data_tuple() for layer in layers
             if layer.metadata.get(KIND) in ("channel", "labels", "attribution")
         ]
         try:
-            written = export_layer_data(path, layer_data, overwrite=overwrite)
+            existing = [p for p in export_targets(path, layer_data) if p.exists()]
+            if existing and not self.confirm_overwrite(existing):
+                kept = ", ".join(p.name for p in existing)
+                self._say(f"Not exported: {kept} exist(s) and were kept.")
+                return []
+            written = export_layer_data(path, layer_data, overwrite=bool(existing))
         except (ValueError, OSError) as exc:
             self._say(f"Export failed: {exc}")
             show_error(f"Export failed: {exc}")

@@ -273,6 +273,7 @@ class PlateWidget(QWidget):
             t for t in stored_map_layer_data(
                 maps, record, s.results.meta, label=method_label(str(s.results.meta.get("method"))),
                 classes=s.results.classes, scale=view.scale, store_path=str(s.results.path),
+                scales=s.scales,
             )
             if t[1]["name"] not in shown  # shown already (the well was clicked again)
         ]

@@ -19,8 +19,11 @@ translating their layers.
 
 Layers created by napari-pcim are built by :mod:`napari_pcim.layers` and carry
 ``metadata[KIND]`` (``"channel"``, ``"labels"``, ``"attribution"``,
-``"attribution_top"``) plus ``"well"`` and ``"field"``, which is how the session,
-the Evaluate/Export widgets and the writer find them.
+``"attribution_channel"``, ``"attribution_top"``, ``"cell_share"``) plus ``"well"``
+and ``"field"``, which is how the session, the Evaluate/Export widgets and the writer
+find them. Attribution layers of one method share one contrast range
+(:class:`napari_pcim.layers.ContrastScales`, reset with the plate): each new map of a
+method restyles the method's layers already shown (:meth:`Session.restyle`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 from psygnal import Signal
 
 from napari_pcim._napari.widgets.errors import report_failure
-from napari_pcim.layers import KIND, LayerDataTuple, field_layer_data
+from napari_pcim.layers import KIND, ContrastScales, LayerDataTuple, field_layer_data
 
 if TYPE_CHECKING:
     import napari
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from napari_pcim.plate_io import Plate
 
 _GAP_FRACTION = 0.05  # gap between side-by-side wells, as a fraction of the field width
+_MAP_KINDS = ("attribution", "attribution_channel")
 
 
 def layer_kind(layer: Layer) -> str | None:
@@ -91,6 +95,11 @@ class Session:
         self.predictions: dict[str, np.ndarray] = {}  # well -> class probabilities (K,)
         self.scores: dict[str, float] = {}  # well -> relevance mass inside the ground truth
         self.results: ResultStore | None = None  # the result store being browsed
+        self.scales = ContrastScales()  # one contrast range per method
+        # attribution layer -> {channel: (Y, X) map} of a per-channel run
+        self.channel_maps: weakref.WeakKeyDictionary[Layer, dict[str, np.ndarray]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._load_token = 0
         self._loading: str | None = None  # the well being read, until its layers are shown
         self._load_worker: Any = None
@@ -113,6 +122,7 @@ class Session:
         self.pinned = []
         self.predictions, self.scores = {}, {}
         self.results = None
+        self.scales = ContrastScales()
         self.plate_changed.emit(plate)
         self.results_changed.emit(None)
 
@@ -274,7 +284,25 @@ class Session:
         if view is not None and not leaving:
             view.layers.extend(added)
             self._layout()
+        for method in {layer.metadata.get("method") for layer in added
+                       if layer_kind(layer) in _MAP_KINDS}:
+            self.restyle(method)
         return added
+
+    def restyle(self, method: str) -> None:
+        """Give every shown map layer of ``method`` the method's current shared contrast."""
+        for layer in self.viewer.layers:
+            meta = layer.metadata
+            if layer_kind(layer) not in _MAP_KINDS or meta.get("method") != method:
+                continue
+            own_sign = layer_kind(layer) == "attribution_channel" and meta["contrast"]["signed"]
+            style = self.scales.style(method, meta.get("label", method), signed=own_sign)
+            layer.colormap = style["colormap"]
+            lo, hi = style["contrast_limits"]
+            data_lo, data_hi = float(np.min(layer.data)), float(np.max(layer.data))
+            layer.contrast_limits_range = (min(lo, data_lo), max(hi, data_hi))
+            layer.contrast_limits = (lo, hi)
+            meta["contrast"] = style["contrast"]
 
     def toggle_pin(self, well: str) -> bool:
         """Pin or unpin ``well``; returns whether it is pinned now."""

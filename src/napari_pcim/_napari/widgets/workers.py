@@ -41,6 +41,7 @@ class RunContext:
     seed: int
     options: dict[str, Any]
     plate: str
+    per_channel: bool = False
 
 
 def worker_threads() -> int:
@@ -71,14 +72,15 @@ def _compute_threads() -> Iterator[None]:
 def explain_field(
     ctx: RunContext, progress: Callable[[int, int], None], should_stop: Callable[[], bool]
 ) -> Attribution:
-    """Explain the captured field with the captured method and options."""
+    """Explain the captured field with the captured method, options and per-channel switch."""
     from napari_pcim.explainers import explain
 
     with _compute_threads():
         return explain(
             ctx.classifier, ctx.data, method=ctx.method, target=ctx.target, device=ctx.device,
             progress=progress, should_stop=should_stop, plate_channels=ctx.channels,
-            seed=ctx.seed, field_names=[field_label(ctx.well, ctx.field)], **ctx.options,
+            seed=ctx.seed, field_names=[field_label(ctx.well, ctx.field)],
+            per_channel=ctx.per_channel, **ctx.options,
         )
 
 
