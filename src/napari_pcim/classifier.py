@@ -215,11 +215,33 @@ class Classifier:
         if plan.mode == "tile":
             tiles = plan.tiles(x)
             step = batch_size or len(tiles)
-            logits = torch.cat([self.module(tiles[i : i + step]) for i in range(0, len(tiles), step)])
+            logits = torch.cat([self._forward(tiles[i : i + step]) for i in range(0, len(tiles), step)])
             return logits.reshape(x.shape[0], plan.n_tiles, -1).mean(dim=1)
         if plan.mode == "resize":
             x = F.interpolate(x, size=plan.tile, mode="bilinear", align_corners=False)
-        return self.module(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's forward; an error raised inside the model names this model file.
+
+        A model that fails only on real data (its dry run on zeros passed at load) is
+        the model's problem, not a napari-pcim bug: it becomes a ClassifierError.
+        Out-of-memory errors pass through unchanged (callers retry or report them).
+        """
+        try:
+            return self.module(x)
+        except (RuntimeError, torch.jit.Error) as exc:
+            text = str(exc)
+            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower() or (
+                "can't allocate memory" in text
+            ):
+                raise
+            lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(exc).__name__]
+            # TorchScript puts the model's own exception on the last line of its report.
+            reason = lines[-1] if isinstance(exc, torch.jit.Error) else lines[0]
+            raise ClassifierError(
+                f"the classifier {self.path} raised an error on an input of shape {tuple(x.shape)}: {reason}"
+            ) from exc
 
     def raw_zero(self, device: str | torch.device | None = None) -> torch.Tensor:
         """Zero raw intensity in normalised units (C,), float32 on ``device`` (default: the model's)."""
