@@ -59,11 +59,12 @@ def test_explain_whole_plate_store_and_resume(plate, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("pair", "named"),
     [("steps=2.5", "steps"), ("steps=abc", "steps"), ("lr=nan", "lr"), ("bogus=1", "bogus"),
-     ("steps", "KEY=VALUE")],
+     ("steps", "KEY=VALUE"), ("rise:grid=[4]", "grid"), ("rise:grid=1000", "grid")],
 )
 def test_bad_set_option_is_one_line_naming_it(plate, tmp_path, capsys, pair, named):
+    method, _, pair = pair.rpartition(":")
     argv = ["explain", str(plate), "--model", "foci_vgg", "--wells", "B03",
-            "--out", str(tmp_path / "x.ome.tif"), "--set", pair]
+            "--method", method or "pcim", "--out", str(tmp_path / "x.ome.tif"), "--set", pair]
     assert main(argv) == 2
     line = _error_line(capsys)
     assert line.startswith("napari-pcim explain: error:") and named in line

@@ -133,6 +133,9 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dask-scheduler", help="address of a dask.distributed scheduler (--all-wells)")
     p.add_argument("--skip-failed", action="store_true",
                    help="record fields that cannot be explained and carry on (whole-plate runs)")
+    p.add_argument("--per-channel", action="store_true",
+                   help="also compute each field's channel importance and per-channel maps "
+                   "(PCIM switches to its pixel-channel variant; ablation methods add one pass per channel)")
     p.set_defaults(handler="napari_pcim.cli.explain:run_explain")
 
 

@@ -20,8 +20,10 @@ its own value).
 The classifier is frozen; only ``w`` learns (Adam), minimising
 ``−log p(target | x̃) + λ_TV · TV(m)``. The attribution map is the learnt softmax
 mass ``H·W·σ`` above the field's median pixel (default), the whole mass, or ``m``.
-Only autograd on the input is needed: no hooks, no internal states, so any
-TorchScript classifier works. See docs/methods.md for the derivation and defaults.
+``isolation="pixel-channel"`` gives every (pixel, channel) its own weight under the
+same softmax budget; the pixel map is then the sum of the channel maps, which
+``explain(..., per_channel=True)`` returns. Only autograd on the input is needed:
+no hooks, no internal states, so any TorchScript classifier works. See docs/methods.md for the derivation and defaults.
 
 :func:`pcim_attribute` follows captum's vocabulary: a forward function, inputs,
 targets. :func:`napari_pcim.explainers.explain` wraps it with classifiers, tiling,
