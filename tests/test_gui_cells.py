@@ -102,7 +102,7 @@ def test_colour_cells_fills_each_cell_with_its_share(explained):
 def test_cell_csv_round_trips_and_a_second_save_asks(explained, tmp_path, monkeypatch):
     import pandas as pd
 
-    viewer, docks, amap = explained
+    _, docks, amap = explained
     cells = docks["Cells"]
     assert not cells.save_btn.isEnabled()
     table = cells.compute(amap.name, "B03 · nuclei")

@@ -42,7 +42,7 @@ def _maps(viewer, kind="attribution"):
 
 
 def test_per_channel_run_shows_channel_importance_chart(ui, qtbot):
-    viewer, docks = ui
+    _, docks = ui
     explain = docks["Explain"]
     panel = explain.channel_panel
     assert not panel.add_btn.isEnabled()
@@ -80,7 +80,7 @@ def test_add_channel_maps_names_layers_of_the_run_well(ui, qtbot, plate_path, mo
 
 
 def test_dock_progress_bar_reaches_its_maximum(ui, qtbot):
-    viewer, docks = ui
+    _, docks = ui
     explain = docks["Explain"]
     assert not explain.progress.isVisibleTo(explain)
     run(explain, qtbot, "rise", n_masks=32, batch_size=16)

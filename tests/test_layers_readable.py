@@ -83,7 +83,7 @@ def test_cells_filled_with_their_share():
     image = fill_cells(labels, table)
     assert image.dtype == np.float32
     assert (image[:2, :2] == 0.25).all() and (image[4:, 4:] == 0.75).all() and image[3, 3] == 0
-    data, kw, kind = cell_share_layer_data(labels, table, name="PCIM · treated · B03 f0",
+    _, kw, kind = cell_share_layer_data(labels, table, name="PCIM · treated · B03 f0",
                                            well="B03", field=0, scale=(1.0, 1.0))
     assert kind == "image" and kw["name"] == "cell share · PCIM · treated · B03 f0"
     assert kw["contrast_limits"] == (0.0, 0.75) and kw["metadata"][KIND] == "cell_share"

@@ -23,7 +23,7 @@ from napari_pcim._napari.widgets import (
     PlateWidget,
 )
 from napari_pcim._napari.widgets.session import get_session
-from napari_pcim.layers import KIND
+from napari_pcim.layers import KIND, METHOD_COLORMAPS, diverging_colormap
 
 pytestmark = pytest.mark.gui
 
@@ -220,7 +220,7 @@ def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
         assert meta["timings"]["total"] > 0
         assert layer.data.shape == dapi.data.shape
         assert tuple(layer.scale) == tuple(dapi.scale)
-        assert layer.colormap.name in ("inferno", "magma")
+        assert layer.colormap.name in (METHOD_COLORMAPS[method], diverging_colormap(method)["name"])
     assert maps[0].metadata["options"]["steps"] == 10
     assert maps[1].metadata["options"]["n_masks"] == 64
     top = viewer.layers[f"PCIM top 5% · {maps[0].metadata['target']} · B03 f0"]
@@ -243,7 +243,9 @@ def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
     out = tmp_path / "B03.ome.tif"
     written = export.export(out)
     assert written and written[0] == str(out) and not asked
-    assert (tmp_path / "B03_metrics.csv").read_text().startswith("attribution,ground_truth")
+    from napari_pcim._napari.writer import metrics_path
+
+    assert metrics_path(out).read_text().startswith("attribution,ground_truth")
 
     img = BioImage(out)
     data = np.asarray(img.get_image_data("CYX"))
@@ -255,7 +257,7 @@ def test_pcim_rise_evaluate_export(ui, qtbot, plate_path, model_path, tmp_path):
 
     # an existing file is kept when the user says no ...
     before = out.stat().st_mtime_ns
-    assert export.export(out) == [] and asked == [out]
+    assert export.export(out) == [] and asked == [[out, metrics_path(out)]]
     assert out.stat().st_mtime_ns == before
     # ... and replaced when the user says yes
     export.confirm_overwrite = lambda p: True
@@ -361,7 +363,7 @@ def test_explain_plate_writes_resumable_store_then_browse_it(
     assert layer.name == f"RISE · {target} · A11 f0"
     stored = zarr.open_group(str(store / "A" / "11" / "0"), mode="r")["0"]
     np.testing.assert_array_equal(layer.data, stored[0])
-    assert layer.colormap.name == "inferno"
+    assert layer.colormap.name in (METHOD_COLORMAPS["rise"], diverging_colormap("rise")["name"])
     assert tuple(layer.scale) == tuple(viewer.layers["A11 · DAPI"].scale)
     assert layer.metadata["well"] == "A11" and layer.metadata["field"] == 0
     assert layer.metadata["record"]["predicted"] == records["A11"]["predicted"]
