@@ -1,12 +1,16 @@
-"""Take the user guide's screenshots from a real napari viewer (run under Xvfb).
+"""Take the user guide's widget close-ups from a real napari viewer (run under Xvfb).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--model M] [--plate P]
+    xvfb-run -a -s "-screen 0 1920x1080x24" python scripts/screenshots.py [--model M] [--plate P]
 
-Opens napari with the napari-pcim widgets on the demo plate (generated once into
-the cache dir) and the bundled foci classifier, explains the first treated well
-with PCIM, then saves into ``docs/images/``:
+The whole-window pictures are made by the demo itself, exactly as a newcomer sees it:
+``napari-pcim demo --screenshot docs/images/overview.png`` (1920×1080) and
+``napari-pcim demo --screenshot docs/images/overview-1366.png --size 1366x768``.
 
-- ``overview.png``: the whole window with the PCIM map over the channels;
+This script opens napari with the napari-pcim widgets arranged as the demo does
+(:func:`napari_pcim._napari.demo.arrange_docks`) on
+the demo plate (generated once into the cache dir) and the bundled foci classifier,
+explains the first treated well with PCIM, then saves into ``docs/images/``:
+
 - ``plate_widget.png``: the Plate widget, wells coloured by predicted P(treated)
   after "Explain plate" on one column of wells;
 - ``explain_widget.png``: the Explain widget with its options;
@@ -42,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_pcim._napari.demo import bundled_model_for, first_treated_well
+    from napari_pcim._napari.demo import (
+        DOC_SIZE,
+        DOCK_GROUPS,
+        arrange_docks,
+        bundled_model_for,
+        first_treated_well,
+    )
     from napari_pcim._napari.widgets.session import get_session
     from napari_pcim.cache import ensure_demo_plate
     from napari_pcim.layers import KIND
@@ -52,15 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     viewer = napari.Viewer(title="napari-pcim")
-    qt_window = viewer.window._qt_window
-    qt_window.resize(1500, 960)
     docks = {
         n: viewer.window.add_plugin_dock_widget("napari-pcim", n)
-        for n in ("Plate", "Model", "Explain", "Evaluate", "Export")
+        for group in DOCK_GROUPS for n in group
     }
-    for n in ("Evaluate", "Export"):
-        qt_window.tabifyDockWidget(docks["Explain"][0], docks[n][0])
-    docks["Explain"][0].raise_()
+    arrange_docks(viewer, {n: d[0] for n, d in docks.items()}, DOC_SIZE)
     w = {n: d[1] for n, d in docks.items()}
     app = QApplication.instance()
     session = get_session(viewer)
@@ -80,16 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     if not maps:
         print(f"PCIM failed: {explain.status.text()}", file=sys.stderr)
         return 1
-    # hide instance masks so the map and the ground-truth outline are readable
-    for layer in viewer.layers:
-        if layer.name.endswith(("nuclei", "cells")):
-            layer.visible = False
     gt = next(layer for layer in viewer.layers
               if layer.metadata.get("napari_pcim", {}).get("kind") == "gt")
-    gt.contour = 1
     viewer.layers.selection.active = maps[0]
     app.processEvents()
-    viewer.screenshot(str(args.out / "overview.png"), canvas_only=False)
     explain.grab().save(str(args.out / "explain_widget.png"))
 
     # a column of wells explained quickly with RISE, then the map coloured by prediction

@@ -41,7 +41,7 @@ def evaluate_ui(make_napari_viewer):
 
 
 def test_evaluate_never_preselects_a_channel_as_the_attribution(evaluate_ui):
-    viewer, widget, gt = evaluate_ui
+    _, widget, _ = evaluate_ui
     offered = [widget.map_box.itemText(i) for i in range(widget.map_box.count())]
     assert offered == [] and widget.map_box.currentText() == ""  # channels only: nothing
     assert not widget.eval_btn.isEnabled()

@@ -14,10 +14,10 @@ metadata are the same everywhere (sample data, the npe2 reader, the widgets):
   ``explain()`` result (or its per-channel maps, ``"PCIM · treated · GFP · B03 f0"``)
   and for maps read back from a whole-plate result store; :func:`cell_share_layer_data`
   a label image's cells filled with their share.
-- Readable maps: each method has its own colormap (:data:`METHOD_COLORMAPS`), signed
-  maps its own :func:`diverging_colormap` with limits symmetric about 0; all maps of a
-  method share one contrast range, kept by :class:`ContrastScales` and explained in
-  each layer's ``metadata["contrast"]``.
+- Readable maps (:mod:`napari_pcim.map_style`): each method has its own colormap,
+  signed maps their own diverging one with limits symmetric about 0; all maps of a
+  method share one contrast range, kept by ``ContrastScales`` and explained in each
+  layer's ``metadata["contrast"]``.
 
 Each layer's ``metadata[KIND]`` says what it is (``"channel"``, ``"labels"``,
 ``"attribution"``, ``"attribution_top"``) beside its ``"well"`` and ``"field"``;
@@ -34,19 +34,20 @@ from typing import Any
 import numpy as np
 
 from napari_pcim.cells import fill_cells
+from napari_pcim.map_style import (  # noqa: F401 - part of the layer contract
+    DIVERGING_COLOURS,
+    METHOD_COLORMAPS,
+    OTHER_COLORMAP,
+    SCALE_PERCENTILE,
+    ContrastScales,
+    is_custom_colormap,
+    diverging_colormap,
+    is_signed,
+)
 from napari_pcim.vocabulary import FIRST_FIELD, field_label
 
 #: The metadata key naming what a napari-pcim layer is (see the module docstring).
 KIND = "pcim_kind"
-#: Colormap of each method's (non-negative) attribution maps; other methods get OTHER_COLORMAP.
-METHOD_COLORMAPS = {"pcim": "inferno", "rise": "viridis", "pixelcam": "magma"}
-OTHER_COLORMAP = "plasma"
-#: Signed maps: (below 0, above 0) colours per method, black at 0 (adds nothing when blended).
-DIVERGING_COLOURS = {"pcim": ((0.25, 0.6, 1.0), (1.0, 0.55, 0.1)),
-                     "rise": ((0.2, 0.85, 0.3), (0.9, 0.25, 0.9))}
-#: The shared contrast scale of a method: this percentile of |map| over all its maps so far.
-SCALE_PERCENTILE = 99.5
-_QUANTILES = np.linspace(0.0, 1.0, 1001)
 #: Default share of pixels in a "top pixels" labels layer.
 TOP_FRACTION = 0.05
 SEP = " · "
@@ -163,6 +164,7 @@ def field_layer_data(
             "name": f"{prefix} · {gt_layer_name(phenotype) if is_gt else lname}",
             "scale": scale,
             "opacity": 0.6 if is_gt else 0.3,  # instance masks stay see-through
+            "visible": is_gt,  # instance masks start hidden; the ground truth shows as contours
             "metadata": {
                 KIND: "labels", "well": well, "field": field, "label": lname,
                 "napari_pcim": {
@@ -175,58 +177,15 @@ def field_layer_data(
     return layers
 
 
-def diverging_colormap(method: str) -> dict[str, Any]:
-    """The colormap (napari's dict form) of a method's signed maps, centred on black."""
-    neg, pos = DIVERGING_COLOURS.get(method, ((0.1, 0.75, 0.9), (1.0, 0.8, 0.1)))
-    return {"name": f"{method}_signed", "display_name": f"signed {method}",
-            "colors": [[*neg, 1.0], [0.0, 0.0, 0.0, 1.0], [*pos, 1.0]]}
+#: Contour width of the ground-truth Labels layer (napari sets it on the layer, not in add_labels).
+GT_CONTOUR = 2
 
 
-def is_signed(amap: np.ndarray) -> bool:
-    """Whether a map has negative evidence worth showing: a value below −1 % of its largest
-    |value| (smaller ones, e.g. PCIM's mass just below the median, would not show anyway)."""
-    finite = amap[np.isfinite(amap)]
-    return bool(finite.size) and float(finite.min()) < -0.01 * float(np.abs(finite).max())
-
-
-class ContrastScales:
-    """One contrast range per method, shared by all its maps (wells, fields, targets).
-
-    A method's scale is the :data:`SCALE_PERCENTILE` th percentile of |map| pooled over
-    every map of that method added so far (each map counts equally, kept as 1001
-    quantiles of its finite |values|, so memory stays small). A method is signed once
-    any of its maps is (:func:`is_signed`): its limits become (−scale, scale).
-    """
-
-    def __init__(self) -> None:
-        self._quantiles: dict[str, list[np.ndarray]] = {}
-        self._signed: dict[str, bool] = {}
-
-    def add(self, method: str, amap: np.ndarray) -> None:
-        """Pool a new map of ``method`` into its scale."""
-        finite = np.abs(amap[np.isfinite(amap)])
-        if finite.size:
-            self._quantiles.setdefault(method, []).append(np.quantile(finite, _QUANTILES))
-        self._signed[method] = self._signed.get(method, False) or is_signed(amap)
-
-    def scale(self, method: str) -> float:
-        """The shared scale of ``method`` (the maximum if the percentile is 0; 1.0 if all are 0)."""
-        pooled = np.concatenate(self._quantiles.get(method) or [np.zeros(1)])
-        value = float(np.percentile(pooled, SCALE_PERCENTILE))
-        return value if value > 0 else float(pooled.max()) or 1.0
-
-    def style(self, method: str, label: str, signed: bool = False) -> dict[str, Any]:
-        """The ``colormap``, ``contrast_limits`` and ``metadata["contrast"]`` of a method's
-        layers (``signed``: this layer is signed even if the method's maps are not)."""
-        scale, signed = self.scale(method), signed or self._signed.get(method, False)
-        n = len(self._quantiles.get(method, ()))
-        meaning = f"{SCALE_PERCENTILE}th percentile of |map| over the {n} {label} map(s) so far"
-        return {
-            "colormap": diverging_colormap(method) if signed
-            else METHOD_COLORMAPS.get(method, OTHER_COLORMAP),
-            "contrast_limits": (-scale, scale) if signed else (0.0, scale),
-            "contrast": {"scale": scale, "signed": signed, "maps": n, "meaning": meaning},
-        }
+def style_label_layer(layer: Any) -> None:
+    """Draw a napari-pcim ground-truth Labels layer as contours (others are left as they are)."""
+    meta = getattr(layer, "metadata", None)
+    if isinstance(meta, dict) and meta.get(KIND) == "labels" and meta.get("label") == "gt":
+        layer.contour = GT_CONTOUR
 
 
 def top_mask(amap: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:

@@ -4,8 +4,8 @@
 tabbed so they fit a 1366×768 screen), opens the demo plate (generated once into the cache dir by
 :func:`napari_pcim.cache.ensure_demo_plate`), loads the bundled classifier of the
 phenotype, loads the first treated well and explains it with PCIM, with the
-Explain widget's default options. The field is staged as the documentation shows it
-(:func:`stage_layers`: instance masks hidden, ground truth as contours). With
+Explain widget's default options. The field shows as everywhere in napari-pcim
+(:func:`napari_pcim.layers.field_layer_data`): instance masks hidden, ground truth as contours. With
 ``screenshot=FILE`` it waits for the explanation, saves a picture of the whole window
 (``size``: the window's size, e.g. 1366×768) and exits: the documentation's
 screenshots and the demo test use this.
@@ -43,20 +43,26 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def arrange_docks(viewer: Any, docks: dict[str, Any]) -> list[list[str]]:
+def arrange_docks(viewer: Any, docks: dict[str, Any],
+                  size: tuple[int, int] | None = None) -> list[list[str]]:
     """Tab napari-pcim's docks so each gets at least its minimum size; returns the tab groups.
 
-    Two groups (plate and model above, the work below) when both fit the window's
-    height, else one group; the first dock of each group is raised. The dock column
-    is only as wide as the widest dock needs, so the canvas keeps the rest.
+    The window is given ``size`` (default: the screen's free area). Two groups (plate
+    and model above, the work below) when both fit its height, else one group; the
+    first dock of each group is raised. The dock column is only as wide as the widest
+    dock needs, so the canvas keeps the rest.
     """
     from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
 
     qt_window = viewer.window._qt_window
+    if size is None:
+        free = qt_window.screen().availableGeometry()
+        size = (min(qt_window.width(), free.width()), min(qt_window.height(), free.height()))
     groups = [[n for n in group if n in docks] for group in DOCK_GROUPS]
     groups = [g for g in groups if g] + [[n for n in docks if not any(n in g for g in groups)]]
     groups = [g for g in groups if g]
-    room = (qt_window.height() - qt_window.menuBar().sizeHint().height()
+    room = (size[1] - qt_window.menuBar().sizeHint().height()
             - qt_window.statusBar().sizeHint().height())
     need = sum(max(docks[n].minimumSizeHint().height() for n in g) + 8 for g in groups)
     if need > room:
@@ -65,24 +71,13 @@ def arrange_docks(viewer: Any, docks: dict[str, Any]) -> list[list[str]]:
     for group in groups:
         for name in group[1:]:
             qt_window.tabifyDockWidget(docks[group[0]], docks[name])
+    QApplication.processEvents()  # let the tabbed layout settle, so the window can shrink
+    qt_window.resize(*size)
+    for group in groups:
         docks[group[0]].raise_()
     width = max(d.minimumSizeHint().width() for d in docks.values())
     qt_window.resizeDocks(list(docks.values()), [width] * len(docks), Qt.Orientation.Horizontal)
     return groups
-
-
-def stage_layers(viewer: Any) -> None:
-    """Show a field as the documentation does: instance masks hidden, ground truth as contours."""
-    from napari.layers import Labels
-
-    from napari_pcim.layers import KIND
-
-    for layer in viewer.layers:
-        if isinstance(layer, Labels) and layer.metadata.get(KIND) == "labels":
-            if layer.metadata.get("label") == "gt":
-                layer.contour = 2
-            else:
-                layer.visible = False
 
 
 def bundled_model_for(phenotype: str) -> Path:
@@ -139,13 +134,11 @@ def run_demo(
 
     viewer = napari.Viewer(title="napari-pcim demo")
     size = size or (DOC_SIZE if screenshot is not None else None)
-    if size is not None:
-        viewer.window._qt_window.resize(*size)
     widgets = {
         name: viewer.window.add_plugin_dock_widget("napari-pcim", name)
         for group in DOCK_GROUPS for name in group
     }
-    arrange_docks(viewer, {name: dock for name, (dock, _) in widgets.items()})
+    arrange_docks(viewer, {name: dock for name, (dock, _) in widgets.items()}, size)
     plate_w, model_w, explain_w = (widgets[n][1] for n in ("Plate", "Model", "Explain"))
     session = get_session(viewer)
     state: dict[str, Any] = {"rc": None}
@@ -182,7 +175,6 @@ def run_demo(
             worker.errored.connect(failed(f"loading well {well}"))
 
     def on_well() -> None:
-        stage_layers(viewer)
         explain_w.set_method("pcim")
         if options:
             explain_w.form().set_values(**options)

@@ -101,8 +101,9 @@ def export_layers(exported: AnnotatedField, source: str) -> list[LayerDataTuple]
             field=field, scale=scale, metadata={**meta, "export": source})
         kwargs["name"] = SEP.join((name, field_label(well, field)))
         kwargs["metadata"][KIND] = meta.get(KIND, "attribution")
-        if style.get("colormap") not in AVAILABLE_COLORMAPS:
-            style.pop("colormap", None)  # a custom map of another session: keep the default
+        cmap = style.get("colormap")
+        if not isinstance(cmap, dict) and cmap not in AVAILABLE_COLORMAPS:
+            style.pop("colormap", None)  # a name this napari does not know: keep the default
         kwargs.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in style.items()})
         layers.append((data, kwargs, kind))
     return layers

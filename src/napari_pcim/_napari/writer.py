@@ -28,6 +28,7 @@ import numpy as np
 
 from napari_pcim.atomic import write_text
 from napari_pcim.layers import KIND, short_name
+from napari_pcim.map_style import is_custom_colormap
 from napari_pcim.vocabulary import field_stem
 
 
@@ -75,12 +76,19 @@ def _json(value: Any) -> Any:
 
 
 def _style(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The display of a map layer, its colormap by name (napari gives a Colormap's dict)."""
+    """The display of a map layer. A named napari colormap is kept by name; a custom one
+    (napari-pcim's diverging maps) as ``{name, display_name, colors}``, so another session
+    that never made it can still show it."""
     style = {k: attrs[k] for k in MAP_STYLE if attrs.get(k) is not None}
     cmap = style.pop("colormap", None)
-    name = cmap.get("name") if isinstance(cmap, dict) else getattr(cmap, "name", cmap)
-    if isinstance(name, str):
-        style["colormap"] = name
+    if isinstance(cmap, dict) and is_custom_colormap(cmap.get("name")):
+        style["colormap"] = {"name": cmap["name"],
+                             "display_name": cmap.get("display_name", cmap["name"]),
+                             "colors": np.asarray(cmap["colors"], dtype=float).tolist()}
+    else:
+        name = cmap.get("name") if isinstance(cmap, dict) else getattr(cmap, "name", cmap)
+        if isinstance(name, str):
+            style["colormap"] = name
     return _json(style)
 
 

@@ -117,10 +117,10 @@ def explain_fields(plate_path: str, model: str, method: str, wells: list[str], f
         if attr.channel_importance is not None:
             _print_channels(attr)
             maps.update(_channel_maps(attr))
-        try:
-            labels = plate.read_labels(well, field)
-        except ValueError:
-            labels = {}
+        labels = plate.read_labels(well, field)  # a damaged label array is an error, never {}
+        map_meta = {attr.label(0, t): {"method": attr.method, "label": label,
+                                       "target": attr.classes[int(attr.targets[0, t])]}
+                    for t in range(attr.maps.shape[1])}
         path = write_annotated_field(
             paths[(well, field)],
             channels={name: image[i] for i, name in enumerate(plate.channel_names)},
@@ -128,7 +128,9 @@ def explain_fields(plate_path: str, model: str, method: str, wells: list[str], f
             labels=labels,
             pixel_size=plate.pixel_size,
             metadata={"well": well, "field": field, "plate": str(plate.path),
+                      "phenotype": plate.metadata.get("phenotype"),
                       "model": str(model_path), "model_sha256": clf.sha256, **attr.to_dict()},
+            map_metadata=map_meta,
             overwrite=overwrite,
         )
         print(f"  wrote {path}")

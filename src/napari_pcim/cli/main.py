@@ -147,6 +147,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         f"napari-pcim widgets, with the first {HIT_CLASS} well already explained.",
     )
     p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
+    p.add_argument("--size", metavar="WxH",
+                   help="window size, e.g. 1366x768 (default with --screenshot: 1920x1080)")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
     p.set_defaults(handler="napari_pcim._napari.demo:run_demo_cli")
 

@@ -210,15 +210,20 @@ class ExplainWidget(QWidget):
         for name in classifier.meta.classes if classifier else ():
             self.target_box.addItem(name, name)
         self.target_box.addItem("all classes", "all")
-        notes = []
+        unusable = {}
         for name in offered_methods():
             reason = unavailable_reason(name, classifier) if classifier is not None else ""
             item = self.method_box.model().item(self.method_box.findData(name))
             item.setEnabled(not reason)
             item.setToolTip(reason)
             if reason:
-                notes.append(f"{method_label(name)}: {reason}")
-        self.method_note.setText("\n".join(notes))
+                unusable[method_label(name)] = reason
+        # One short line; the reasons are in its tooltip and on each greyed-out item.
+        self.method_note.setText(
+            f"not for this model: {', '.join(unusable)} (hover for why)" if unusable else ""
+        )
+        self.method_note.setToolTip("\n\n".join(f"{k}: {v}" for k, v in unusable.items()))
+        self.method_note.setVisible(bool(unusable))
         if not self.method_box.model().item(self.method_box.currentIndex()).isEnabled():
             self.set_method(offered_methods()[0])
         self._show_options()

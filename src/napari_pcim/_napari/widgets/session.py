@@ -40,7 +40,7 @@ import numpy as np
 from psygnal import Signal
 
 from napari_pcim._napari.widgets.errors import report_failure
-from napari_pcim.layers import KIND, ContrastScales, LayerDataTuple, field_layer_data
+from napari_pcim.layers import KIND, ContrastScales, LayerDataTuple, field_layer_data, style_label_layer
 
 if TYPE_CHECKING:
     import napari
@@ -242,6 +242,7 @@ class Session:
                 if layer is not None:
                     self._remove_layer(layer)
                 layer = getattr(viewer, f"add_{layer_type}")(layer_data, **kwargs)
+                style_label_layer(layer)
             view.layers.append(layer)
         for layer in spare.values():
             self._remove_layer(layer)
