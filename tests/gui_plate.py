@@ -3,6 +3,7 @@ TorchScript classifier scripted here, and a viewer with the napari-pcim docks.""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from napari_pcim._napari.widgets.session import get_session
@@ -61,3 +62,18 @@ def run(explain, qtbot, method, **options):
     assert worker is not None, explain.status.text()
     qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
     return worker
+
+
+@pytest.fixture(scope="module")
+def plate_path(tmp_path_factory):
+    """A 96-well synthetic plate of 64² fields, one field per well."""
+    from napari_pcim.synth import make_plate
+
+    return make_plate(tmp_path_factory.mktemp("plate") / "p.zarr", plate_format=96, fields=1, size=64)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """:class:`TinyNet` on the DAPI and GFP channels, saved as a napari-pcim classifier."""
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt", ["DAPI", "GFP"])
+

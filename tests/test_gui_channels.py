@@ -9,24 +9,12 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("torch")
 
-from gui_plate import dock_all, open_well, run, save_tiny_model
+from gui_plate import dock_all, model_path, open_well, plate_path, run  # noqa: F401 - fixtures
 
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim.layers import KIND, METHOD_COLORMAPS, SCALE_PERCENTILE, diverging_colormap
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def plate_path(tmp_path_factory):
-    from napari_pcim.synth import make_plate
-
-    return make_plate(tmp_path_factory.mktemp("plate") / "p.zarr", plate_format=96, fields=1, size=64)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt", ["DAPI", "GFP"])
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("pytestqt")
 torch = pytest.importorskip("torch")
 
+from gui_plate import save_tiny_model as _save_model
 from qtpy.QtCore import Qt
 
 from napari_pcim._napari.widgets import (
@@ -37,32 +38,6 @@ WIDGETS = {
 WAIT_MS = 30_000
 
 
-class TinyNet(torch.nn.Module):
-    """Two convolutions and a linear head: (B, C, 32, 32) -> (B, 2) logits."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
-        self.head = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-def _save_model(path, channels: list[str]) -> str:
-    from napari_pcim.classifier import save_classifier
-
-    torch.manual_seed(0)
-    meta = {
-        "channels": channels,
-        "input_size": [32, 32],
-        "normalization": {"mean": [500.0] * len(channels), "std": [300.0] * len(channels)},
-        "classes": ["control", "treated"],
-        "field_mode": "resize",
-        "arch": "tiny",
-        "description": "test model",
-    }
-    return str(save_classifier(TinyNet(len(channels)).eval(), meta, path))
 
 
 @pytest.fixture(scope="module")
