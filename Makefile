@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 XVFB := xvfb-run -a -s "-screen 0 1600x1200x24"
+# The demo's screenshot window is 1920×1080 (napari-pcim demo --screenshot): a screen that holds it.
+XVFB_DEMO := xvfb-run -a -s "-screen 0 1920x1200x24"
 
 .PHONY: demo test env sysdeps bench clean
 
@@ -22,7 +24,7 @@ demo: env
 	else \
 		$(MAKE) --no-print-directory sysdeps; \
 		echo "demo: no display found; running the demo under Xvfb and saving demo-screenshot.png"; \
-		$(XVFB) $(VENV)/bin/napari-pcim demo --screenshot demo-screenshot.png; \
+		$(XVFB_DEMO) $(VENV)/bin/napari-pcim demo --screenshot demo-screenshot.png; \
 	fi
 
 test: env sysdeps
