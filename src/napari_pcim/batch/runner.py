@@ -72,12 +72,15 @@ def _explain_field(job: BatchJob, well: str, field_index: int, plate: Any, class
 def process_field(job: BatchJob, store: str | os.PathLike, well: str, field_index: int, *,
                   plate: Any, classifier: Any,
                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Explain one field, score it against its ground truth, write it; return its CSV record.
+    """Explain one field, score it against its ground truth, add its ground-truth-free
+    statistics (:func:`napari_pcim.plate_stats.field_statistics`, of the scored map), write
+    it; return its CSV record.
 
     Raises :class:`FieldError` when the field cannot be read or explained.
     """
     from napari_pcim.explainers import method_label
     from napari_pcim.metrics import evaluate_map
+    from napari_pcim.plate_stats import field_statistics
 
     attr, labels, seconds = _explain_field(job, well, field_index, plate, classifier, should_stop)
     maps = attr.maps[0]
@@ -103,6 +106,10 @@ def process_field(job: BatchJob, store: str | os.PathLike, well: str, field_inde
         record.update({f"importance_{c}": float(v) for c, v in
                        zip(attr.channel_names, attr.channel_importance[0, t])})
         channel_maps = (attr.channel_maps[0], list(attr.channel_names))
+    record.update(field_statistics(
+        maps[t], labels, attr.probabilities[0], attr.classes,
+        None if attr.channel_importance is None else attr.channel_importance[0, t],
+        None if attr.channel_importance is None else attr.channel_names))
     gt = labels.get("gt")
     if gt is not None and np.any(gt):
         scores = evaluate_map(maps[t], np.asarray(gt) > 0)

@@ -9,7 +9,8 @@ Layout of ``RESULT.zarr`` (laid out like the plate, NGFF 0.4, zarr format 2)::
                                  the channel names in its ``channels`` attribute
     RESULT.zarr/failed/B03_f0.json  a field that failed (run with ``skip_failed``): its reason
     RESULT.csv                   one row per (well, field) done or failed: status, well, field,
-                                 condition, prediction, metrics (or the reason it failed)
+                                 condition, prediction, ground-truth-free statistics, outlier
+                                 flag and reason, metrics (or the reason it failed)
 
 Every write goes through :mod:`napari_pcim.atomic` and its JSON is strict (no bare NaN):
 a field folder appears whole or not at all, readers skip the atomic temp names, and
@@ -33,6 +34,7 @@ import numpy as np
 
 from napari_pcim import __version__, atomic
 from napari_pcim.batch.job import BatchJob, plate_identity
+from napari_pcim.plate_stats import flag_outliers
 from napari_pcim.vocabulary import field_label, field_stem
 
 FORMAT_KEY = "napari_pcim"
@@ -259,9 +261,15 @@ def write_csv(store: Path, csv_path: Path) -> int:
     """(Re)write the per-field table from the store's records; atomic.
 
     One row per (well, field): the complete fields (status ``done``) and the failed ones
-    (status ``failed`` and their reason), whatever earlier runs left behind.
+    (status ``failed`` and their reason), whatever earlier runs left behind. Done fields
+    get ``outlier`` and ``outlier_reason`` from :func:`napari_pcim.plate_stats.flag_outliers`,
+    computed over all done fields.
     """
-    records = [{"status": "done", **r} for r in read_records(store)] + read_failed(store)
+    done = read_records(store)
+    flagged = {(w, f): reason for w, f, reason in flag_outliers(done)}
+    records = [{"status": "done", **r, "outlier": (r["well"], r["field"]) in flagged,
+                "outlier_reason": flagged.get((r["well"], r["field"]), "")} for r in done]
+    records += read_failed(store)
     records.sort(key=_record_order)
     columns: list[str] = []
     for rec in records:
@@ -335,6 +343,24 @@ class ResultStore:
     def record(self, well: str, field: int) -> dict[str, Any] | None:
         """The record of one (0-based) field, or None when it is not done."""
         return next((r for r in self.records if r["well"] == well and r["field"] == field), None)
+
+    def outliers(self) -> dict[str, list[str]]:
+        """Flagged wells (:func:`~napari_pcim.plate_stats.flag_outliers` over the done fields):
+        ``{well: ["B03 f0: reason", ...]}``."""
+        out: dict[str, list[str]] = {}
+        for well, f, reason in flag_outliers(self.records):
+            out.setdefault(well, []).append(f"{field_label(well, f)}: {reason}")
+        return out
+
+    def well_statistic(self, name: str) -> dict[str, float]:
+        """Per-well mean over fields of a numeric record value (e.g. ``border_share``);
+        wells whose fields lack it are left out."""
+        values: dict[str, list[float]] = {}
+        for rec in self.records:
+            value = rec.get(name)
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                values.setdefault(rec["well"], []).append(float(value))
+        return {w: float(np.mean(v)) for w, v in values.items()}
 
     def per_well(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Per-well class probabilities and relevance mass inside GT, averaged over fields."""

@@ -10,8 +10,11 @@ shared :class:`~napari_pcim._napari.widgets.session.Session`.
 "Open results…" opens a whole-plate result store (written by "Explain plate" or
 ``napari-pcim explain PLATE --all-wells --out RESULT.zarr``): its records colour the
 well map, and each well then loaded gets its stored attribution maps as image layers
-named like live results ("PCIM · treated · B03 f0"), beside its channels. Fields are
-numbered from 0, as everywhere in napari-pcim.
+named like live results ("PCIM · treated · B03 f0"), beside its channels. With a store
+open, "colour by" also offers its ground-truth-free statistics
+(:data:`napari_pcim.plate_stats.STATISTICS`), and wells with an outlier explanation
+(:meth:`ResultStore.outliers`) get a red outline and their reason in the tooltip. Fields
+are numbered from 0, as everywhere in napari-pcim.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from napari_pcim._napari.widgets.qt import ProgressRelay
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.well_map import WellMap
 from napari_pcim.layers import stored_map_layer_data
+from napari_pcim.plate_stats import STATISTICS
 from napari_pcim.vocabulary import FIRST_FIELD, HIT_CLASS, field_label
 
 if TYPE_CHECKING:
@@ -45,7 +49,9 @@ if TYPE_CHECKING:
     from napari_pcim.plate_io import Plate
 
 LEGEND_ENTRIES = 5  # conditions named under the well map; the tooltip names every well's
-COLOR_MODES = ("condition", "prediction", "attribution in GT")
+#: GT-free statistics of a result store, by the words "colour by" shows.
+STAT_MODES = {key.replace("_", " "): key for key in STATISTICS}
+COLOR_MODES = ("condition", "prediction", "attribution in GT", *STAT_MODES)
 
 
 class PlateWidget(QWidget):
@@ -80,8 +86,9 @@ class PlateWidget(QWidget):
         self.pin_btn.setToolTip("Keep this well's layers when another well is opened (side by side)")
         self.color_by = QComboBox()
         self.color_by.addItems(COLOR_MODES)
-        self.color_by.setToolTip("Colour wells by plate-map condition, prediction P(hit), or "
-                                 "the share of attribution inside the ground truth")
+        self.color_by.setToolTip("Colour wells by plate-map condition, prediction P(hit), the "
+                                 "share of attribution inside the ground truth, or (with results "
+                                 "open) a statistic that needs no ground truth")
         self.status = QLabel()
         self.status.setWordWrap(True)
 
@@ -337,9 +344,14 @@ class PlateWidget(QWidget):
             )
         elif mode == "attribution in GT":
             self.well_map.set_values(dict(s.scores))
+        elif mode in STAT_MODES:
+            self.well_map.set_values(
+                s.results.well_statistic(STAT_MODES[mode]) if s.results is not None else {})
         else:
             self.well_map.set_values(None)
-        self.well_map.set_tooltips({w: self._tooltip(w) for w in plate.wells})
+        flags = s.results.outliers() if s.results is not None else {}
+        self.well_map.set_flagged(set(flags))
+        self.well_map.set_tooltips({w: self._tooltip(w, flags.get(w, [])) for w in plate.wells})
 
     def _legend(self, mode: str) -> str:
         if mode == "prediction":
@@ -349,6 +361,10 @@ class PlateWidget(QWidget):
             return ("share of attribution inside the ground truth: "
                     "<span style='color:#3b4cc0'>■</span> 0 … <span style='color:#b40426'>■</span> 1;"
                     " grey: not explained, or no ground truth")
+        if mode in STAT_MODES:
+            return (f"{STATISTICS[STAT_MODES[mode]]}: <span style='color:#3b4cc0'>■</span> 0 … "
+                    "<span style='color:#b40426'>■</span> 1; grey: no results open for the well; "
+                    "red outline: outlier explanation (hover for why)")
         colors = self.well_map.condition_colors()
         shown = sorted(colors, key=lambda c: (c.upper().startswith("CPD"), c))[:LEGEND_ENTRIES]
         more = len(colors) - len(shown)
@@ -356,7 +372,7 @@ class PlateWidget(QWidget):
             f"<span style='color:{colors[cond].name()}'>■</span>&nbsp;{cond}" for cond in shown
         ) + (f" … and {more} more (hover a well)" if more > 0 else "")
 
-    def _tooltip(self, well: str) -> str:
+    def _tooltip(self, well: str, flags: list[str]) -> str:
         s = self.session
         plate = s.plate
         assert plate is not None
@@ -370,6 +386,10 @@ class PlateWidget(QWidget):
             lines.append(f"predicted: {classes[best]} ({probs[best]:.2f})")
         if well in s.scores:
             lines.append(f"attribution inside GT: {s.scores[well]:.2f}")
+        rec = next((r for r in s.results.records if r["well"] == well), None) if s.results else None
+        if rec is not None and "dominant_channel" in rec:
+            lines.append(f"dominant channel: {rec['dominant_channel']} ({rec['dominant_share']:.2f})")
+        lines += [f"<b>! outlier</b> {reason}" for reason in flags]
         return "<br>".join(lines)
 
 

@@ -4,8 +4,9 @@ A small painted Qt widget: one rounded square per well laid out like the
 physical plate (8 × 12 for 96 wells, 16 × 24 for 384), row letters on the left
 and column numbers on top. Wells without images are greyed out; the others are
 coloured by condition from the plate map, or by a per-well value (prediction,
-attribution mass inside the ground truth) once one is known. The current well
-gets a thick outline, pinned wells a pin dot. Clicking a well, or moving with
+attribution mass inside the ground truth, a ground-truth-free statistic) once one
+is known. The current well gets a thick outline, pinned wells a pin dot, flagged
+(outlier) wells a red outline. Clicking a well, or moving with
 the arrow keys while the map has focus, emits :attr:`WellMap.well_clicked`.
 
 Painting the grid ourselves keeps a 384-well plate cheap (no 384 child
@@ -26,6 +27,7 @@ _PALETTE = (
     "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
 )
 _ABSENT = QColor("#3a3a3a")
+_FLAGGED = QColor("#ff2020")
 _NO_VALUE = QColor("#6b6b6b")
 _LABEL_MARGIN = 22  # px reserved for row letters / column numbers
 
@@ -65,6 +67,7 @@ class WellMap(QWidget):
         self._tooltips: dict[str, str] = {}
         self._current: str | None = None
         self._pinned: set[str] = set()
+        self._flagged: set[str] = set()
 
     # -- content -------------------------------------------------------------------------------
     def set_plate(
@@ -89,6 +92,7 @@ class WellMap(QWidget):
         self._color_by = "condition"
         self._current = None
         self._pinned = set()
+        self._flagged = set()
         self.updateGeometry()
         self.update()
 
@@ -114,6 +118,15 @@ class WellMap(QWidget):
     def set_pinned(self, pinned: set[str]) -> None:
         self._pinned = set(pinned)
         self.update()
+
+    def set_flagged(self, wells: set[str]) -> None:
+        """Wells to outline in red (outlier explanations)."""
+        self._flagged = set(wells)
+        self.update()
+
+    @property
+    def flagged(self) -> set[str]:
+        return set(self._flagged)
 
     @property
     def wells(self) -> list[str]:
@@ -211,6 +224,8 @@ class WellMap(QWidget):
                 p.setBrush(self.color_of(well))
                 if well == self._current:
                     p.setPen(QPen(QColor("#ffffff"), max(2.0, s * 0.12)))
+                elif well in self._flagged:
+                    p.setPen(QPen(_FLAGGED, max(2.0, s * 0.12)))
                 else:
                     p.setPen(QPen(QColor("#202020"), 1))
                 p.drawRoundedRect(rect, s * 0.2, s * 0.2)
