@@ -1,5 +1,6 @@
 """Readable maps (Qt-free): one contrast range per method, diverging colormaps for signed
-maps, per-channel layer names, and cells filled with their share."""
+maps, per-channel layer names, cells filled with their share, values in words and the
+compare grid's layers."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from napari_pcim.layers import (
     ContrastScales,
     attribution_layer_data,
     cell_share_layer_data,
+    compare_grid_data,
     diverging_colormap,
     is_signed,
 )
+from napari_pcim.map_style import describe_value
 
 
 def _layer(amap, scales, method="pcim", well="B03", channel=None):
@@ -87,3 +90,29 @@ def test_cells_filled_with_their_share():
                                            well="B03", field=0, scale=(1.0, 1.0))
     assert kind == "image" and kw["name"] == "cell share · PCIM · treated · B03 f0"
     assert kw["contrast_limits"] == (0.0, 0.75) and kw["metadata"][KIND] == "cell_share"
+
+
+def test_value_in_words_is_its_share_of_the_method_scale():
+    contrast = {"scale": 4.0, "maps": 3, "signed": False, "meaning": "..."}
+    assert describe_value(3.32, contrast, "PCIM") == (
+        f"0.83 of the PCIM scale ({SCALE_PERCENTILE}th percentile of |map| over 3 map(s); raw 3.32)")
+    assert "not a finite value" in describe_value(float("nan"), contrast, "PCIM")
+
+
+def test_compare_grid_places_one_labelled_tile_per_well_and_method():
+    scales, rng = ContrastScales(), np.random.default_rng(1)
+    tiles = []
+    for well in ("B03", "C05"):
+        for method in ("pcim", "rise"):
+            amap = rng.random((20, 10)).astype(np.float32) * (1 if method == "pcim" else 9)
+            meta = _layer(amap, scales, method=method, well=well)["metadata"]
+            tiles.append((amap, {**meta, "probabilities": {"treated": 0.9}}, (0.5, 1.0)))
+    *images, (boxes, kw, kind) = compare_grid_data(tiles, scales, origin=(100.0, 0.0))
+    assert kind == "shapes" and len(images) == len(boxes) == 4
+    assert kw["features"]["caption"][0] == "B03 · PCIM · treated (p 0.90)"
+    tops = {(i[1]["metadata"]["well"], i[1]["metadata"]["method"]): i[1]["translate"] for i in images}
+    assert tops["B03", "pcim"] == (100.0, 0.0) and tops["C05", "rise"] == (112.5, 12.5)
+    for _, ikw, _ in images:  # one contrast per method, as the method's own layers
+        assert ikw["contrast_limits"] == scales.style(ikw["metadata"]["method"], "x")["contrast_limits"]
+    with pytest.raises(ValueError, match="one map per well and method"):
+        compare_grid_data(tiles[:1] * 2, scales)

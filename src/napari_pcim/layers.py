@@ -9,15 +9,14 @@ metadata are the same everywhere (sample data, the npe2 reader, the widgets):
   percentiles, the physical pixel size as ``scale``; Labels layers for the ground
   truth (``"B03 · GT foci"``) and the instance masks (``"B03 · nuclei"``).
 - :func:`attribution_layer_data` / :func:`top_layer_data`: an attribution map
-  (``"PCIM · treated · B03 f0"``) and the Labels layer of its top pixels;
-  :func:`result_layer_data` and :func:`stored_map_layer_data` build them for a live
-  ``explain()`` result (or its per-channel maps, ``"PCIM · treated · GFP · B03 f0"``)
-  and for maps read back from a whole-plate result store; :func:`cell_share_layer_data`
-  a label image's cells filled with their share.
-- Readable maps (:mod:`napari_pcim.map_style`): each method has its own colormap,
-  signed maps their own diverging one with limits symmetric about 0; all maps of a
-  method share one contrast range, kept by ``ContrastScales`` and explained in each
-  layer's ``metadata["contrast"]``.
+  (``"PCIM · treated · B03 f0"``) and the Labels layer of its top pixels, built by
+  :func:`result_layer_data` (a live ``explain()`` result, or its per-channel maps
+  ``"PCIM · treated · GFP · B03 f0"``) and :func:`stored_map_layer_data` (a result
+  store); :func:`cell_share_layer_data`: cells filled with their share;
+  :func:`compare_grid_data`: a labelled wells × methods grid of maps.
+- Readable maps (:mod:`napari_pcim.map_style`): a colormap per method (diverging,
+  symmetric about 0, for signed maps), one contrast range per method
+  (``ContrastScales``), explained in each layer's ``metadata["contrast"]``.
 
 Each layer's ``metadata[KIND]`` says what it is (``"channel"``, ``"labels"``,
 ``"attribution"``, ``"attribution_top"``) beside its ``"well"`` and ``"field"``;
@@ -40,8 +39,8 @@ from napari_pcim.map_style import (  # noqa: F401 - part of the layer contract
     OTHER_COLORMAP,
     SCALE_PERCENTILE,
     ContrastScales,
-    is_custom_colormap,
     diverging_colormap,
+    is_custom_colormap,
     is_signed,
 )
 from napari_pcim.vocabulary import FIRST_FIELD, field_label
@@ -390,6 +389,51 @@ def stored_map_layer_data(
                 "record": dict(record),
             },
         ))
+    return out
+
+
+GRID_GAP = 0.25  # gap between the tiles of a compare grid, as a fraction of the largest tile
+
+
+def compare_grid_data(
+    tiles: Sequence[tuple[np.ndarray, Mapping[str, Any], Sequence[float]]],
+    scales: ContrastScales,
+    origin: Sequence[float] = (0.0, 0.0),
+) -> list[LayerDataTuple]:
+    """A grid of attribution maps, a row per method and a column per well: ``tiles`` are
+    ``(map, metadata, scale)`` of attribution layers, one per (well, method). Each is an
+    image layer ``"compare · PCIM · treated · B03 f0"`` (kind ``"compare_tile"``) on its
+    method's shared scale, placed from ``origin`` (world, top left); the Shapes layer
+    ``"compare · labels"`` outlines each tile, its well, method and class as text."""
+    keys = [(str(m["well"]), str(m["method"])) for _, m, _ in tiles]
+    if len(set(keys)) < len(keys):
+        raise ValueError("a compare grid takes one map per well and method")
+    wells, methods = (list(dict.fromkeys(k[i] for k in keys)) for i in (0, 1))
+    step = np.max([np.multiply(a.shape[-2:], s) for a, _, s in tiles], axis=0) * (1 + GRID_GAP)
+    out, boxes, captions = [], [], []
+    for (amap, meta, scale), (well, method) in zip(tiles, keys):
+        top = np.asarray(origin, float) + step * (methods.index(method), wells.index(well))
+        label, target = str(meta.get("label") or method), str(meta["target"])
+        style = scales.style(method, label)
+        out.append((amap, {
+            "name": SEP.join(("compare", attribution_layer_name(label, target, well, meta["field"]))),
+            "colormap": style["colormap"], "contrast_limits": style["contrast_limits"],
+            "blending": "additive", "scale": tuple(scale), "translate": tuple(top),
+            "metadata": {KIND: "compare_tile", "well": well, "field": int(meta["field"]),
+                         "method": method, "label": label, "target": target,
+                         "contrast": style["contrast"]},
+        }, "image"))
+        bottom = top + np.multiply(amap.shape[-2:], scale)
+        boxes.append(np.array([top, (top[0], bottom[1]), bottom, (bottom[0], top[1])]))
+        p = (meta.get("probabilities") or {}).get(target)
+        captions.append(SEP.join((well, label, target)) + (f" (p {p:.2f})" if p is not None else ""))
+    out.append((boxes, {
+        "name": "compare · labels", "shape_type": "rectangle", "edge_color": "white",
+        "face_color": "transparent", "edge_width": float(step.min()) * 0.01, "opacity": 1.0,
+        "features": {"caption": captions},
+        "text": {"string": "{caption}", "anchor": "upper_left", "color": "white", "size": 10},
+        "metadata": {KIND: "compare_labels", "wells": wells, "methods": methods},
+    }, "shapes"))
     return out
 
 

@@ -82,3 +82,14 @@ class ContrastScales:
             "contrast_limits": (-scale, scale) if signed else (0.0, scale),
             "contrast": {"scale": scale, "signed": signed, "maps": n, "meaning": meaning},
         }
+
+
+def describe_value(value: float, contrast: dict[str, Any], label: str) -> str:
+    """A map value in words, relative to its method's shared scale (``metadata["contrast"]``):
+    ``"0.83 of the PCIM scale (99.5th percentile of |map| over 3 map(s); raw 2.01e-06)"``."""
+    if not np.isfinite(value):
+        return f"{value} (not a finite value)"
+    scale = float(contrast.get("scale") or 1.0)
+    n = contrast.get("maps", "?")
+    return (f"{value / scale:.2f} of the {label} scale ({SCALE_PERCENTILE}th percentile of "
+            f"|map| over {n} map(s); raw {value:.3g})")

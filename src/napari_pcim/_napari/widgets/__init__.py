@@ -5,6 +5,7 @@
 - :class:`ExplainWidget`: PCIM / RISE / PixelCAM maps of a field or a whole plate;
 - :class:`CellsWidget`: per-cell attribution of a map over any Labels layer;
 - :class:`EvaluateWidget`: localisation metrics of a map against the ground truth;
+- :class:`CompareWidget`: chosen wells × methods as a labelled grid of maps;
 - :class:`ExportWidget`: write the current well's annotated layers to OME-TIFF/OME-Zarr.
 
 They share one per-viewer :class:`~napari_pcim._napari.widgets.session.Session`, so the
@@ -12,6 +13,7 @@ Model widget sees the plate opened in the Plate widget, and so on.
 """
 
 from napari_pcim._napari.widgets.cells import CellsWidget
+from napari_pcim._napari.widgets.compare import CompareWidget
 from napari_pcim._napari.widgets.evaluate import EvaluateWidget
 from napari_pcim._napari.widgets.explain import ExplainWidget
 from napari_pcim._napari.widgets.export import ExportWidget
@@ -19,5 +21,5 @@ from napari_pcim._napari.widgets.model import ModelWidget
 from napari_pcim._napari.widgets.plate import PlateWidget
 
 __all__ = [
-    "CellsWidget", "EvaluateWidget", "ExplainWidget", "ExportWidget", "ModelWidget", "PlateWidget",
+    "CellsWidget", "CompareWidget", "EvaluateWidget", "ExplainWidget", "ExportWidget", "ModelWidget", "PlateWidget",
 ]

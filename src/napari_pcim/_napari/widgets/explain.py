@@ -20,7 +20,8 @@ probabilities, model hash, timings, well and field in its ``metadata``, on the
 method's contrast range shared across the session (``Session.scales``); "top 5 %"
 adds a Labels layer of the map's top pixels. A per-channel result's channel maps are
 kept in ``Session.channel_maps`` (for the Cells dock). The "Whole plate" group is
-:class:`~.explain_plate.PlatePanel`.
+:class:`~.explain_plate.PlatePanel`. Under the status, a line says what the active map's
+colourbar spans (:func:`.readout.scale_caption`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.explain_plate import PlatePanel
 from napari_pcim._napari.widgets.options import OptionsForm
 from napari_pcim._napari.widgets.qt import DockProgress, ProgressRelay
+from napari_pcim._napari.widgets.readout import scale_caption
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.workers import RunContext, explain_field
 from napari_pcim.layers import KIND, TOP_FRACTION, result_layer_data
@@ -98,6 +100,8 @@ class ExplainWidget(QWidget):
         self.status = QLabel("Load a plate, a well and a model first.")
         self.status.setWordWrap(True)
         self.progress = DockProgress()
+        self.scale_note = QLabel()  # what the active map's colourbar spans, in words
+        self.scale_note.setWordWrap(True)
         self.channel_panel = ChannelPanel(self.session)
         self.plate_panel = PlatePanel(self)
 
@@ -118,6 +122,7 @@ class ExplainWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.plate_panel)
         layout.addWidget(self.status)
+        layout.addWidget(self.scale_note)
         layout.addStretch(1)
 
         self.method_box.currentIndexChanged.connect(lambda _: self._show_options())
@@ -128,6 +133,9 @@ class ExplainWidget(QWidget):
         s.classifier_changed.connect(self._on_classifier)
         s.current_changed.connect(self._update_enabled)
         s.plate_changed.connect(self._update_enabled)
+        active = napari_viewer.layers.selection.events.active
+        active.connect(self._show_scale)
+        self.destroyed.connect(lambda *_: active.disconnect(self._show_scale))
         self.destroyed.connect(lambda *_: self._disconnect(s))
         self._on_classifier(s.classifier)
 
@@ -135,6 +143,9 @@ class ExplainWidget(QWidget):
         s.classifier_changed.disconnect(self._on_classifier, missing_ok=True)
         s.current_changed.disconnect(self._update_enabled, missing_ok=True)
         s.plate_changed.disconnect(self._update_enabled, missing_ok=True)
+
+    def _show_scale(self, *_: Any) -> None:
+        self.scale_note.setText(scale_caption(self.viewer.layers.selection.active))
 
     # -- form ----------------------------------------------------------------------------------
     @property
@@ -355,4 +366,5 @@ class ExplainWidget(QWidget):
                     zip(attribution.channel_names or (), attribution.channel_maps[0, t])
                 )
             self.channel_panel.show_result(ctx, attribution)
+        self._show_scale()  # the shared scale may have moved
         return added

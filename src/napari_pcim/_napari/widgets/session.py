@@ -23,7 +23,8 @@ Layers created by napari-pcim are built by :mod:`napari_pcim.layers` and carry
 and ``"field"``, which is how the session, the Evaluate/Export widgets and the writer
 find them. Attribution layers of one method share one contrast range
 (:class:`napari_pcim.layers.ContrastScales`, reset with the plate): each new map of a
-method restyles the method's layers already shown (:meth:`Session.restyle`).
+method restyles the method's layers already shown, compare tiles included
+(:meth:`Session.restyle`). Each viewer's session also installs :mod:`.readout`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from psygnal import Signal
 
 from napari_pcim._napari.widgets.errors import report_failure
+from napari_pcim._napari.widgets.readout import install as install_readout
 from napari_pcim.layers import KIND, ContrastScales, LayerDataTuple, field_layer_data, style_label_layer
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
     from napari_pcim.plate_io import Plate
 
 _GAP_FRACTION = 0.05  # gap between side-by-side wells, as a fraction of the field width
-_MAP_KINDS = ("attribution", "attribution_channel")
+_MAP_KINDS = ("attribution", "attribution_channel", "compare_tile")
 
 
 def layer_kind(layer: Layer) -> str | None:
@@ -397,4 +399,5 @@ def get_session(viewer: napari.Viewer) -> Session:
     session = _SESSIONS.get(viewer)
     if session is None:
         session = _SESSIONS[viewer] = Session(viewer)
+        install_readout(viewer)  # colourbar and readable status of attribution layers
     return session
