@@ -27,7 +27,7 @@ from napari_pcim.vocabulary import HIT_CLASS
 #: How long ``--screenshot`` waits for the plate, the model and PCIM before giving up.
 SCREENSHOT_TIMEOUT_S = 600.0
 #: The napari-pcim docks, in their tab groups: the plate beside the model, then the work.
-DOCK_GROUPS = (("Plate", "Model"), ("Explain", "Cells", "Compare", "Evaluate", "Export"))
+DOCK_GROUPS = (("Plate", "Model"), ("Explain", "Cells", "Evaluate", "Export"))
 #: Width × height of the screenshots in the documentation.
 DOC_SIZE = (1920, 1080)
 

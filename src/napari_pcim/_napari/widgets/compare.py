@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -46,7 +45,7 @@ class CompareWidget(QWidget):
         self.compare_btn = QPushButton("Compare")
         self.status = QLabel("Run Explain on two wells or more, then compare them here.")
         self.status.setWordWrap(True)
-        lists = QHBoxLayout()
+        lists = QVBoxLayout()  # stacked: side by side, two lists would widen the dock column
         for title, box in (("wells", self.well_list), ("methods", self.method_list)):
             column = QVBoxLayout()
             column.addWidget(QLabel(title))

@@ -85,6 +85,9 @@ class PlateWidget(QWidget):
         self.pin_btn.setCheckable(True)
         self.pin_btn.setToolTip("Keep this well's layers when another well is opened (side by side)")
         self.color_by = QComboBox()
+        # Long statistic names must not widen the dock (and narrow the canvas): elide them.
+        self.color_by.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.color_by.setMinimumContentsLength(6)
         self.color_by.addItems(COLOR_MODES)
         self.color_by.setToolTip("Colour wells by plate-map condition, prediction P(hit), the "
                                  "share of attribution inside the ground truth, or (with results "
