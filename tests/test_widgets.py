@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("pytestqt")
 torch = pytest.importorskip("torch")
 
+from gui_plate import model_path  # noqa: F401 - fixture: the tiny DAPI/GFP classifier
 from gui_plate import save_tiny_model as _save_model
 from qtpy.QtCore import Qt
 
@@ -52,11 +53,6 @@ def small_plate(tmp_path_factory):
     from napari_pcim.synth import make_plate
 
     return make_plate(tmp_path_factory.mktemp("small") / "s.zarr", plate_format=96, fields=1, size=64)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return _save_model(tmp_path_factory.mktemp("model") / "tiny.pt", ["DAPI", "GFP"])
 
 
 @pytest.fixture
