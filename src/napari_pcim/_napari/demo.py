@@ -27,7 +27,7 @@ from napari_pcim.vocabulary import HIT_CLASS
 #: How long ``--screenshot`` waits for the plate, the model and PCIM before giving up.
 SCREENSHOT_TIMEOUT_S = 600.0
 #: The napari-pcim docks, in their tab groups: the plate beside the model, then the work.
-DOCK_GROUPS = (("Plate", "Model"), ("Explain", "Cells", "Evaluate", "Export"))
+DOCK_GROUPS = (("Plate", "Model"), ("Explain", "Cells", "Compare", "Evaluate", "Export"))
 #: Width × height of the screenshots in the documentation.
 DOC_SIZE = (1920, 1080)
 
@@ -53,7 +53,7 @@ def arrange_docks(viewer: Any, docks: dict[str, Any],
     dock needs, so the canvas keeps the rest.
     """
     from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication, QTabBar
 
     qt_window = viewer.window._qt_window
     if size is None:
@@ -72,6 +72,10 @@ def arrange_docks(viewer: Any, docks: dict[str, Any],
         for name in group[1:]:
             qt_window.tabifyDockWidget(docks[group[0]], docks[name])
     QApplication.processEvents()  # let the tabbed layout settle, so the window can shrink
+    for bar in qt_window.findChildren(QTabBar):  # the docks' tab bars scroll, never widen the column
+        bar.setUsesScrollButtons(True)
+        bar.setElideMode(Qt.TextElideMode.ElideNone)
+        bar.setExpanding(False)
     qt_window.resize(*size)
     for group in groups:
         docks[group[0]].raise_()
@@ -214,7 +218,11 @@ def run_demo(
 
 
 def run_demo_cli(args: Any) -> int:
-    """``napari-pcim demo [--screenshot FILE] [--phenotype P] [--size WxH]``."""
+    """``napari-pcim demo [--screenshot FILE] [--phenotype P] [--size WxH] [--doc-pictures DIR]``."""
+    if getattr(args, "doc_pictures", None):
+        from napari_pcim._napari.doc_pictures import run_doc_pictures_cli
+
+        return run_doc_pictures_cli(args.doc_pictures)
     size = getattr(args, "size", None)
     return run_demo(screenshot=args.screenshot, phenotype=args.phenotype,
                     size=parse_size(size) if size else None)

@@ -149,6 +149,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--screenshot", help="save a screenshot of the window to FILE and exit")
     p.add_argument("--size", metavar="WxH",
                    help="window size, e.g. 1366x768 (default with --screenshot: 1920x1080)")
+    p.add_argument("--doc-pictures", metavar="DIR",
+                   help="write every picture of the user guide into DIR (e.g. docs/images) and exit")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
     p.set_defaults(handler="napari_pcim._napari.demo:run_demo_cli")
 
