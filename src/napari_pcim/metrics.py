@@ -9,7 +9,9 @@ thresholds. They are numpy-only.
 
 *Fidelity* metrics (RISE's deletion and insertion) ask the classifier itself:
 remove (or reveal) pixels in the order of the map and watch the target
-probability. They import torch inside the functions, so ``import
+probability. The symmetric relevance gain (SRG, Blücher et al. 2024) deletes in both
+orders and reports AUC(least relevant first) − AUC(most relevant first): the model's
+reaction to the removal itself appears in both curves and cancels. They import torch inside the functions, so ``import
 napari_pcim.metrics`` stays torch-free.
 
 All metrics first pass the map through :func:`normalize_map` (positive part,
@@ -65,6 +67,8 @@ METRICS: dict[str, MetricInfo] = {
                                "AUC of the target probability while deleting top pixels first"),
     "insertion_auc": MetricInfo("area under the insertion curve", True, "fidelity",
                                 "AUC of the target probability while inserting top pixels first"),
+    "srg": MetricInfo("symmetric relevance gain", True, "fidelity",
+                      "deletion AUC least-relevant-first minus most-relevant-first (LIF − MIF)"),
 }
 
 LOCALISATION_METRICS = tuple(k for k, v in METRICS.items() if v.kind == "localisation")
@@ -255,12 +259,12 @@ def best_dice_threshold(attribution: Any, mask: Any) -> ThresholdScore:
 
 
 def best_iou(attribution: Any, mask: Any) -> float:
-    """Best IoU over thresholds of the normalised map (see :func:`best_iou_threshold`)."""
+    """Best IoU over thresholds of the normalised map."""
     return _best_overlap(attribution, mask, "iou").value
 
 
 def best_dice(attribution: Any, mask: Any) -> float:
-    """Best Dice over thresholds of the normalised map (see :func:`best_dice_threshold`)."""
+    """Best Dice over thresholds of the normalised map."""
     return _best_overlap(attribution, mask, "dice").value
 
 
@@ -332,6 +336,7 @@ def perturbation_curve(
     batch_size: int = 16,
     raw_zero: Any = None,
     seed: int = 0,
+    order: str = "most",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target probability while deleting (or inserting) pixels in attribution order.
 
@@ -341,6 +346,7 @@ def perturbation_curve(
     (e.g. the zeros of the positive part) are broken by a random permutation
     seeded with ``seed``. Step k of ``steps`` has ``round(k·H·W/steps)`` pixels
     replaced by the baseline (deletion) or revealed over it (insertion).
+    ``order="least"`` ranks the lowest-attributed pixels first instead (LIF).
     Returns ``(fractions (steps+1,), probabilities (steps+1,))``.
     """
     import torch
@@ -349,6 +355,8 @@ def perturbation_curve(
 
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    if order not in ("most", "least"):
+        raise ValueError(f"order must be 'most' or 'least', got {order!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     forward, x, target, raw_zero = _resolve_model(model, field, target, raw_zero)
@@ -357,6 +365,8 @@ def perturbation_curve(
     if a.shape != (h, w):
         raise ValueError(f"attribution shape {a.shape} does not match the field's {(h, w)}")
     s = normalize_map(a).ravel()
+    if order == "least":
+        s = -s
     # Random permutation first, then a stable sort: ties end up in random order.
     perm = np.random.default_rng(seed).permutation(s.size)
     order = perm[np.argsort(-s[perm], kind="stable")]
@@ -399,6 +409,18 @@ def insertion_auc(
     return _trapezoid(prob, frac)
 
 
+def srg(attribution: Any, model: Any, field: Any, target: int | str, **options: Any) -> float:
+    """Symmetric relevance gain (Blücher et al. 2024): deletion AUC least-relevant-first
+    minus most-relevant-first, on the target probability; higher is better, ~0 for a
+    random order. Options as :func:`perturbation_curve` (``mode``, ``order`` set here)."""
+    options = {k: v for k, v in options.items() if k not in ("mode", "order")}
+    frac, lif = perturbation_curve(attribution, model, field, target, mode="deletion",
+                                   order="least", **options)
+    _, mif = perturbation_curve(attribution, model, field, target, mode="deletion",
+                                order="most", **options)
+    return _trapezoid(lif, frac) - _trapezoid(mif, frac)
+
+
 # ------------------------------------------------------------------------- all
 
 
@@ -433,10 +455,13 @@ def evaluate_map(
     if classifier is not None:
         if field is None or target is None:
             raise ValueError("fidelity metrics need the field and the target with the classifier")
-        out["deletion_auc"] = deletion_auc(
-            attribution, classifier, field, target, **fidelity_options
-        )
+        frac, mif = perturbation_curve(attribution, classifier, field, target,
+                                       mode="deletion", **fidelity_options)
+        _, lif = perturbation_curve(attribution, classifier, field, target, mode="deletion",
+                                    order="least", **fidelity_options)
+        out["deletion_auc"] = _trapezoid(mif, frac)
         out["insertion_auc"] = insertion_auc(
             attribution, classifier, field, target, **fidelity_options
         )
+        out["srg"] = _trapezoid(lif, frac) - out["deletion_auc"]
     return out

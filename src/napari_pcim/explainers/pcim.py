@@ -10,16 +10,29 @@ weight per pixel channel, per image and per target class:
     m = β · H·W · σ                     mixing weights; Σ m = β·H·W, the fixed budget
     x̃ = m ⊙ x + (1 − m) ⊙ b             b: baseline (napari_pcim.baseline_images)
 
-With β = 1 the budget is the image itself: uniform weights give back x exactly.
-The default β = 0.5 starts from half the evidence, so a confidently classified field
-is not saturated at the start (where log p has no gradient); learning moves weight from
-pixels that do not support the target to pixels that do (a pixel may be amplified past
-its own value).
+With β = 1 (the default) the budget is the image itself: uniform weights give back x
+exactly, so the optimisation starts from the classifier's own view of the field; learning
+moves weight from pixels that do not support the target to pixels that do (a pixel may be
+amplified past its own value).
 ``mixing="saturating"`` uses ``m = 1 − exp(−β·H·W·σ)`` instead (a keep-mask in [0, 1)).
 
-The classifier is frozen; only ``w`` learns (Adam), minimising
-``−log p(target | x̃) + λ_TV · TV(m)``. The attribution map is the learnt softmax
-mass ``H·W·σ`` above the field's median pixel (default), the whole mass, or ``m``.
+The classifier is frozen; only ``w`` learns. The loss is the target's negative log-odds
+margin ``−(z_t − logsumexp(z_others))`` (``loss="margin"``, default), which keeps a
+gradient of size ~1 however confident the classifier is; ``loss="log-prob"`` is the
+original ``−log p(target)``, whose gradient vanishes as p → 1 (at margins of 30–60 it is
+1e-13 to 1e-26). The update (``update="normalised"``, default) is normalised gradient
+descent, ``w −= lr · g / max|g|`` per (field, target): it keeps the gradient's *shape*
+across pixels, so the first step is the centred Input×Gradient of the margin.
+``update="adam"`` (the original) normalises every pixel's step by its own gradient
+history: its first step is ≈ −lr·sign(g), which throws the gradient's size away, and
+gradients below Adam's ε (1e-8) move nothing — the real cause of the flat maps the
+log-prob loss gave on saturated classifiers. ``+ λ_TV · TV(m)`` smooths the mask.
+
+The attribution map (``readout``) is by default ``H·W·σ − 1`` (``"mass-change"``): the
+change of each pixel's mixing weight from the image itself — positive where the target
+gained weight, negative where it lost it, zero where nothing moved, so no pixel is made
+positive by construction. ``"mass-above-median"`` (the original default; half the pixels
+positive by construction), ``"mass"`` (``H·W·σ``) and ``"mask"`` (``m``) remain.
 ``isolation="pixel-channel"`` gives every (pixel, channel) its own weight under the
 same softmax budget; the pixel map is then the sum of the channel maps, which
 ``explain(..., per_channel=True)`` returns. Only autograd on the input is needed:
@@ -46,11 +59,15 @@ from napari_pcim.explainers.runtime import check_finite, check_stop, report, sma
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Mixing = Literal["linear", "saturating"]
-Readout = Literal["mass-above-median", "mass", "mask"]
+Readout = Literal["mass-change", "mass-above-median", "mass", "mask"]
+Loss = Literal["margin", "log-prob"]
+Update = Literal["normalised", "adam"]
 Isolation = Literal["pixel", "pixel-channel"]
 MIXINGS: tuple[str, ...] = get_args(Mixing)
 READOUTS: tuple[str, ...] = get_args(Readout)
 ISOLATIONS: tuple[str, ...] = get_args(Isolation)
+LOSSES: tuple[str, ...] = get_args(Loss)
+UPDATES: tuple[str, ...] = get_args(Update)
 
 
 def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Tensor:
@@ -62,12 +79,18 @@ def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Ten
 class PCIMOptions:
     """PCIM's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    steps: int = field(default=20, metadata={"help": "maximum optimisation steps (Adam)", "min": 1,
+    steps: int = field(default=20, metadata={"help": "maximum optimisation steps", "min": 1,
                                              "main": True})
-    lr: float = field(default=0.1, metadata={"help": "Adam learning rate of the mixing weights",
-                                             "min": 0, "min_open": True})
+    lr: float = field(default=0.1, metadata={
+        "help": "step size: the largest change of a mixing weight per step (normalised), "
+                "or Adam's learning rate", "min": 0, "min_open": True})
+    loss: Loss = field(default="margin", metadata={
+        "help": "'margin': target log-odds z_t − logsumexp(z_others), never saturates; "
+                "'log-prob': −log p(target), vanishes for confident classifiers"})
+    update: Update = field(default="normalised", metadata={
+        "help": "'normalised': w −= lr·g/max|g| (keeps the gradient's shape); 'adam': Adam"})
     budget: float = field(
-        default=0.5,
+        default=1.0,
         metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image",
                   "min": 0, "min_open": True, "max": 1, "main": True},
     )
@@ -94,8 +117,9 @@ class PCIMOptions:
                   "min": 0},
     )
     readout: Readout = field(
-        default="mass-above-median",
-        metadata={"help": "map: 'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
+        default="mass-change",
+        metadata={"help": "map: 'mass-change' (H·W·σ − 1, the change from the image), "
+                          "'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
     )
     batch_size: int = field(
         default=32, metadata={"help": "images (tile × target) optimised together per batch", "min": 1}
@@ -171,10 +195,16 @@ def _mixed_logits(forward: Forward, item: _Item, m: torch.Tensor, n: int) -> tor
 
 def _loss(logits: torch.Tensor, m: torch.Tensor, target: torch.Tensor, n: int, group: int,
           opts: PCIMOptions) -> torch.Tensor:
-    """Per-item loss (n,): −log p(target) of the mean logits, plus λ_TV · the tiles' mean TV.
+    """Per-item loss (n,) of the mean logits, plus λ_TV · the tiles' mean TV.
 
-    ``m``: the tiles' mixing weights (n · group, k, H, W)."""
-    loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+    ``loss="margin"``: −(z_t − logsumexp(z_others)), the target's negative log-odds;
+    ``"log-prob"``: −log p(target). ``m``: the tiles' mixing weights (n · group, k, H, W)."""
+    if opts.loss == "margin":
+        z_t = logits.gather(1, target[:, None])[:, 0]
+        others = logits.scatter(1, target[:, None], float("-inf"))
+        loss = torch.logsumexp(others, dim=1) - z_t
+    else:
+        loss = -torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
     if opts.tv > 0:
         loss = loss + opts.tv * _tv(m).view(n, group).mean(dim=1)
     return loss
@@ -215,6 +245,18 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
     return float(total.detach())
 
 
+def _normalised_step(w: torch.Tensor, lr: float) -> None:
+    """Normalised gradient descent in place: ``w −= lr · g / max|g|`` per item (row).
+
+    Unlike Adam, the step keeps the relative size of the gradient across pixels, and it
+    does not depend on the gradient's absolute scale (no ε floor): a row whose gradient is
+    exactly zero does not move."""
+    with torch.no_grad():
+        g = w.grad
+        top = g.abs().amax(dim=1, keepdim=True)
+        w -= lr * g / torch.where(top > 0, top, torch.ones_like(top))
+
+
 def _optimise(
     forward: Forward,
     item: _Item,
@@ -233,13 +275,16 @@ def _optimise(
     P = item.group * item.k * H * W  # mixing units per item
     scale = opts.budget * P
     w = torch.zeros(n, P, device=item.tiles.device, requires_grad=True)
-    opt = torch.optim.Adam([w], lr=opts.lr)
+    opt = torch.optim.Adam([w], lr=opts.lr) if opts.update == "adam" else None
     history: list[float] = []
     for step in range(opts.steps):
         tick(step)
         # Gradients w.r.t. the mixing weights only: the classifier's parameters get none.
         history.append(_gradient(forward, item, w, target, scale, opts) / n)
-        opt.step()
+        if opt is not None:
+            opt.step()
+        else:
+            _normalised_step(w, opts.lr)
         if len(history) > opts.patience:
             before = history[-1 - opts.patience]
             if before - history[-1] < opts.tol * max(abs(before), 1e-6):
@@ -252,6 +297,8 @@ def _optimise(
             out = sigma * P
             if opts.readout == "mass-above-median":
                 out = out - out.median(dim=1, keepdim=True).values
+            elif opts.readout == "mass-change":
+                out = out - 1.0
     return out.view(n * item.group, item.k, H, W).detach(), len(history)
 
 

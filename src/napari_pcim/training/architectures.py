@@ -9,8 +9,15 @@ them thousands of times on a CPU.
 - :class:`VGGNet`: VGG-like stacks of 3×3 conv + ReLU and 2×2 max-pool; no BatchNorm.
 - :class:`ResNet`: ResNet-like basic blocks (two 3×3 convs with BatchNorm and an
   identity or 1×1 projection shortcut).
+- :class:`VGG16Net` (``"vgg16"``): VGG16's layout — 13 conv3×3 + BatchNorm + ReLU layers
+  in 5 stages (2, 2, 3, 3, 3) with 4 max-pools — at 1/16 of VGG16's widths (4 … 32).
+- :class:`ResNet18Net` (``"resnet18"``): ResNet-18's layout — stem, 4 stages of 2 basic
+  blocks (16 convs + head) — at 1/16 of its widths (4 … 32).
 
-:func:`build_model` builds one by name (``"vgg"`` or ``"resnet"``).
+The two deep ones are "closer to the paper's models" (PCIM was published on VGG16 and
+ResNet-18) while staying cheap enough to train on a 2-core CPU in minutes.
+
+:func:`build_model` builds one by name (``"vgg"``, ``"resnet"``, ``"vgg16"``, ``"resnet18"``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHITECTURES = ("vgg", "resnet")
+ARCHITECTURES = ("vgg", "resnet", "vgg16", "resnet18")
 
 
 class VGGNet(nn.Module):
@@ -112,6 +119,10 @@ def build_model(arch: str, in_channels: int = 4, num_classes: int = 2, global_po
         return (VGGMaxNet if global_pool == "max" else VGGNet)(in_channels, num_classes)
     if arch == "resnet":
         return ResNet(in_channels, num_classes)
+    if arch == "vgg16":
+        return VGG16Net(in_channels, num_classes)
+    if arch == "resnet18":
+        return ResNet18Net(in_channels, num_classes)
     raise ValueError(f"unknown architecture {arch!r}; expected one of {list(ARCHITECTURES)}")
 
 
@@ -142,3 +153,53 @@ class VGGMaxNet(VGGNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.amax(self.features(x), dim=(2, 3)))
+
+
+#: VGG16's configuration D at 1/16 width: conv widths per stage, a 2×2 max-pool between stages.
+VGG16_STAGES: tuple[tuple[int, ...], ...] = ((4, 4), (8, 8), (16, 16, 16), (32, 32, 32), (32, 32, 32))
+
+
+class VGG16Net(nn.Module):
+    """13 conv3×3 + BatchNorm + ReLU layers (VGG16 layout, narrow), GAP, linear head."""
+
+    def __init__(self, in_channels: int = 4, num_classes: int = 2,
+                 stages: tuple[tuple[int, ...], ...] = VGG16_STAGES) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for i, stage in enumerate(stages):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2))
+            for width in stage:
+                layers += [nn.Conv2d(prev, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.ReLU(inplace=False)]
+                prev = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+class ResNet18Net(nn.Module):
+    """ResNet-18 layout, narrow: stem conv + max-pool, 4 stages × 2 basic blocks, GAP, linear."""
+
+    def __init__(self, in_channels: int = 4, num_classes: int = 2,
+                 widths: tuple[int, ...] = (4, 8, 16, 32)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=False), nn.MaxPool2d(2),
+        )
+        blocks: list[nn.Module] = []
+        prev = widths[0]
+        for i, width in enumerate(widths):
+            blocks += [BasicBlock(prev, width, stride=1 if i == 0 else 2), BasicBlock(width, width)]
+            prev = width
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.blocks(self.stem(x))).flatten(1))
