@@ -158,7 +158,7 @@ def test_bbbc_and_operetta_names_and_custom_pattern(tmp_path):
         for ch in (1, 2, 3):
             _tiff(op / f"r02c03f{f:02d}p01-ch{ch}sk1fk1fl1.tiff", value=10 * f + ch)
     p = open_plate(op)
-    assert p.wells == ["B03"] and p.n_fields("B03") == 2 and p.channel_names == ["w1", "w2", "w3"]
+    assert p.wells == ["B03"] and p.n_fields("B03") == 2 and p.channel_names == ["ch1", "ch2", "ch3"]
     assert p.read_field("B03", 1)[:, 0, 0].tolist() == [21, 22, 23]
 
     custom = tmp_path / "custom"

@@ -2,7 +2,9 @@
 
 Scenes become fields, grouped by well when every scene name contains a well name
 (``B03``, ``Well B3``), otherwise all fields of well ``A01``; fields are 0-based in
-scene order. Z stacks are max-projected.
+scene order. Z stacks and time series are reduced by the user's
+:class:`~napari_pcim.plate_io.planes.PlaneSelection` (default: the maximum projection
+over z at the first time point); the choice is recorded as ``Plate.planes``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_pcim.plate_io.model import Backend, Plate, PlateError, check_channel_names
+from napari_pcim.plate_io.planes import PlaneSelection
 from napari_pcim.plate_io.plate_map import find_plate_map
 from napari_pcim.plate_io.wells import well_name
 
@@ -65,7 +68,11 @@ def check_tiff(path: Path) -> None:
 
 
 def open_bioio(
-    img: Any, path: Path, pm: dict | None, channel_names: Sequence[str] | None
+    img: Any,
+    path: Path,
+    pm: dict | None,
+    channel_names: Sequence[str] | None,
+    selection: PlaneSelection | None = None,
 ) -> Plate:
     """Scenes of a bioio/aicsimageio image as fields, grouped by well when scenes name wells."""
     try:
@@ -103,6 +110,9 @@ def open_bioio(
                 f"{path}: scene {s!r} has {c} channel(s) but scene {scenes[0]!r} has {counts[0]}"
             )
     img.set_scene(scenes[0])
+    selection = selection or PlaneSelection()
+    n_z, n_t = int(img.dims.Z), int(img.dims.T)
+    selection.check(path, n_z, n_t)
     if channel_names is not None:
         names = check_channel_names(path, channel_names, counts[0])
     else:
@@ -122,12 +132,15 @@ def open_bioio(
         fields.setdefault(w, []).append(s)
 
     def load(scene: Any) -> np.ndarray:
-        """One scene as (C, Y, X): the first time point, Z stacks max-projected."""
+        """One scene as (C, Y, X): the chosen time point and z plane (or projection)."""
         img.set_scene(scene)
-        data = np.asarray(img.get_image_data("CZYX", T=0))
-        return data.max(axis=1) if data.shape[1] > 1 else data[:, 0]  # Z stacks: max projection
+        if isinstance(selection.z, int):
+            return np.asarray(img.get_image_data("CYX", T=selection.t, Z=selection.z))
+        return selection.reduce(np.asarray(img.get_image_data("CZYX", T=selection.t)))
 
     backend = Backend(fields, load, lambda _s: {}, lambda s: f"{path} [scene {s}]")
     if pm is None and path.name != "<image object>":
         pm = find_plate_map(path)
-    return Plate(path, "bioio", backend, names, pixel_size, pm)
+    plate = Plate(path, "bioio", backend, names, pixel_size, pm)
+    plate.planes = selection.record(n_z, n_t)
+    return plate

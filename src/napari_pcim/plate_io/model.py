@@ -59,7 +59,10 @@ class Plate:
     ``pixel_size`` ((y, x) µm or None), ``conditions`` {well: str}, ``phenotypes``
     {well: "control"|"treated"} where known, ``plate_format`` (96/384/1536/None), ``kind``
     ("zarr", "tiff" or "bioio"), ``metadata`` (napari-pcim's own plate attributes, e.g.
-    the synthetic ``phenotype``; empty for other plates), ``edge_wells``.
+    the synthetic ``phenotype``; empty for other plates), ``edge_wells``, ``planes``
+    (the z/time choice that made the fields: ``{"z": "max"|"middle"|int, "t": int,
+    "n_z": int, "n_t": int}``), ``channel_map`` ({plate channel: name} applied by
+    :meth:`with_channel_map`, empty if none).
     """
 
     def __init__(
@@ -100,6 +103,39 @@ class Plate:
             w for w, v in pm.items() if str(v.get("edge", "")).lower() in ("1", "true", "yes")
         }
         self._first_shape: tuple[tuple[str, int], int] | None = None
+        self.planes: dict[str, Any] = {"z": None, "t": 0, "n_z": 1, "n_t": 1}
+        self.channel_map: dict[str, str] = {}
+
+    def with_channel_map(self, mapping: dict[str, str]) -> Plate:
+        """A view of this plate whose channels carry new names: ``{plate channel: new name}``.
+
+        Channels the mapping does not name keep their names. The pixels are shared (the
+        view reads the same files). PlateError naming the channel when the mapping names a
+        channel this plate lacks, or when two channels would end up with the same name.
+        """
+        lower = {c.lower(): c for c in self.channel_names}
+        resolved: dict[str, str] = {}
+        for src, dst in mapping.items():
+            key = src if src in self.channel_names else lower.get(str(src).lower())
+            if key is None:
+                raise PlateError(
+                    f"{self.path}: the channel map names plate channel {src!r}, which this "
+                    f"plate lacks; plate channels: {self.channel_names}"
+                )
+            resolved[key] = str(dst)
+        names = [resolved.get(c, c) for c in self.channel_names]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise PlateError(
+                f"{self.path}: the channel map gives two channels the name(s) {dup}; "
+                f"plate channels {self.channel_names} would become {names}"
+            )
+        import copy
+
+        view = copy.copy(self)
+        view.channel_names = names
+        view.channel_map = {**self.channel_map, **resolved}
+        return view
 
     def __repr__(self) -> str:
         return (
