@@ -41,6 +41,7 @@ from napari_pcim.classifier_meta import (
     METADATA_NAME,
     ClassifierError,
     ClassifierMeta,
+    check_torchscript_file,
     read_metadata,
     verify_archive,
 )
@@ -313,24 +314,41 @@ def load_classifier(
     *,
     device: str | torch.device = "cpu",
     channels: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Classifier:
-    """Load a TorchScript classifier with its napari-pcim metadata, checking it works.
+    """Load a classifier, checking it works: a TorchScript file with napari-pcim metadata,
+    or a bioimage.io model package (a folder or ``.zip`` with ``rdf.yaml`` and TorchScript
+    weights, see :mod:`napari_pcim.bioimageio_package`).
 
     ``channels``: the plate's channel names; when given, every model channel must
-    be among them. Raises :class:`ClassifierError` on any problem.
+    be among them. ``metadata``: the metadata dict to use for a TorchScript file that
+    carries none (e.g. from the Model dock's form, checked before its sidecar is
+    written). Raises :class:`ClassifierError` on any problem.
     """
     path = Path(path).expanduser()
-    meta = read_metadata(path)  # also checks the file is a TorchScript archive
-    sha256 = verify_archive(path, _bundled_manifest(path))
     dev = resolve_device(device)
     source = str(path)
-    if channels is not None:
-        _match_channels(meta.channels, channels, source)
-    try:
-        with _quiet_jit():
-            module = torch.jit.load(str(path), map_location=dev)
-    except Exception as exc:  # torch raises RuntimeError and friends for corrupt archives
-        raise ClassifierError(f"{path}: torch.jit.load failed: {exc}") from exc
+    from napari_pcim.bioimageio_package import is_package, read_package
+
+    if is_package(path):
+        package = read_package(path, dev)
+        module, meta, sha256 = package.module, package.meta, package.sha256
+        if channels is not None:
+            _match_channels(meta.channels, channels, source)
+    else:
+        if metadata is not None:
+            check_torchscript_file(path)
+            meta = ClassifierMeta.from_dict(metadata, source=f"{path} (given metadata)")
+        else:
+            meta = read_metadata(path)  # also checks the file is a TorchScript archive
+        sha256 = verify_archive(path, _bundled_manifest(path))
+        if channels is not None:
+            _match_channels(meta.channels, channels, source)
+        try:
+            with _quiet_jit():
+                module = torch.jit.load(str(path), map_location=dev)
+        except Exception as exc:  # torch raises RuntimeError and friends for corrupt archives
+            raise ClassifierError(f"{path}: torch.jit.load failed: {exc}") from exc
     module.eval()
     if meta.has_localize and not hasattr(module, "localize"):
         raise ClassifierError(

@@ -11,6 +11,7 @@ No torch import here.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -20,15 +21,34 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 METADATA_NAME = "napari_pcim.json"
-FIELD_MODES = ("resize", "tile")
+#: How fields of another size than the input are scored (docs/models.md).
+FieldMode = Literal["resize", "tile"]
+FIELD_MODES: tuple[str, ...] = get_args(FieldMode)
 _REQUIRED_KEYS = ("channels", "input_size", "normalization", "classes")
+#: An example sidecar, quoted by the missing-metadata error (and docs/models.md).
+SIDECAR_EXAMPLE: dict[str, Any] = {
+    "channels": ["DAPI", "GFP"],
+    "input_size": [128, 128],
+    "normalization": {"mean": [300.0, 250.0], "std": [100.0, 80.0]},
+    "classes": ["control", "treated"],
+    "field_mode": "tile",
+    "tile_overlap": 32,
+}
 
 
 class ClassifierError(ValueError):
     """A classifier file or its metadata cannot be used; the message says why."""
+
+
+class MissingMetadataError(ClassifierError):
+    """A TorchScript file with no napari-pcim metadata; ``sidecar`` is where it can go."""
+
+    def __init__(self, message: str, path: Path, sidecar: Path) -> None:
+        super().__init__(message)
+        self.path, self.sidecar = path, sidecar
 
 
 @dataclass
@@ -222,6 +242,17 @@ def _archive_entries(path: Path) -> list[str]:
             entries = zf.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise ClassifierError(f"{path}: unreadable zip archive ({exc})") from exc
+    _check_entries(entries, str(path))
+    return entries
+
+
+def check_torchscript_file(path: str | os.PathLike) -> None:
+    """ClassifierError unless ``path`` is a TorchScript zip archive (checked without unpickling)."""
+    _archive_entries(Path(path))
+
+
+def _check_entries(entries: list[str], source: str) -> None:
+    """ClassifierError unless ``entries`` are those of a TorchScript archive."""
     has = {
         key: any(re.fullmatch(rf"[^/]+/{pattern}", name) for name in entries)
         for key, pattern in (
@@ -240,9 +271,20 @@ def _archive_entries(path: Path) -> list[str]:
         )
         lacking = [k for k, ok in has.items() if not ok]
         raise ClassifierError(
-            f"{path}: not a TorchScript archive (missing {lacking} entries).{hint}"
+            f"{source}: not a TorchScript archive (missing {lacking} entries).{hint}"
         )
-    return entries
+
+
+def check_torchscript_bytes(data: bytes, source: str) -> None:
+    """ClassifierError unless ``data`` is a TorchScript zip archive whose entries pass their CRCs."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            entries, bad = zf.namelist(), zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise ClassifierError(f"{source}: not a TorchScript archive (not a valid zip file: {exc})") from None
+    if bad is not None:
+        raise ClassifierError(f"corrupt model file {source}: entry {bad} fails its CRC check")
+    _check_entries(entries, source)
 
 
 def read_metadata(path: str | os.PathLike) -> ClassifierMeta:
@@ -272,13 +314,73 @@ def read_metadata(path: str | os.PathLike) -> ClassifierMeta:
         raw = sidecar.read_bytes()
         source = str(sidecar)
     else:
-        raise ClassifierError(
-            f"{path}: no napari-pcim metadata: the archive has no _extra_files[{METADATA_NAME!r}] "
-            f"and there is no sidecar {sidecar.name}. See docs/models.md for the keys "
-            f"(required: {list(_REQUIRED_KEYS)})"
+        raise MissingMetadataError(
+            f"{path}: no napari-pcim metadata (no _extra_files[{METADATA_NAME!r}] in the archive, "
+            f"no sidecar). Write {sidecar} with the keys {list(_REQUIRED_KEYS)} (optional: "
+            f"field_mode {list(FIELD_MODES)}, tile_overlap), e.g. {json.dumps(SIDECAR_EXAMPLE)}; "
+            "see docs/models.md",
+            path,
+            sidecar,
         )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ClassifierError(f"{source}: metadata is not valid JSON ({exc})") from exc
     return ClassifierMeta.from_dict(data, source=source)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _numbers(text: str, key: str, sidecar: str) -> list[float]:
+    try:
+        return [float(t) for t in _names(text)]
+    except ValueError:
+        raise ClassifierError(
+            f"{sidecar}: {key} must be comma-separated numbers, one per channel, got {text!r}"
+        ) from None
+
+
+@dataclass
+class SidecarFields:
+    """The sidecar contract as flat form fields (lists are comma-separated text).
+
+    The Model dock's form for a TorchScript file without metadata is generated from
+    these fields (``help`` in each field's metadata is its tooltip);
+    :meth:`to_metadata` turns them into the metadata dict, validated on the way.
+    """
+
+    channels: str = field(default="", metadata={"help": "model input channels, in order, comma-separated (e.g. DAPI, GFP)"})
+    input_height: int = field(default=128, metadata={"help": "input height the model was trained on (px)"})
+    input_width: int = field(default=128, metadata={"help": "input width the model was trained on (px)"})
+    mean: str = field(default="", metadata={"help": "normalisation mean of the raw intensities, one per channel"})
+    std: str = field(default="", metadata={"help": "normalisation std of the raw intensities, one per channel (> 0)"})
+    classes: str = field(default="control, treated", metadata={"help": "class names, in the order of the model's outputs"})
+    field_mode: FieldMode = field(default="tile", metadata={"help": "bigger fields: cut into input-size tiles, or resize"})
+    tile_overlap: int = field(default=0, metadata={"help": "overlap of neighbouring tiles in tile mode (px)"})
+
+    def to_metadata(self, source: str = "sidecar form") -> dict[str, Any]:
+        """The metadata dict; ClassifierError naming the field at fault if invalid."""
+        data = {
+            "channels": _names(self.channels),
+            "input_size": [int(self.input_height), int(self.input_width)],
+            "normalization": {"mean": _numbers(self.mean, "mean", source),
+                              "std": _numbers(self.std, "std", source)},
+            "classes": _names(self.classes),
+            "field_mode": self.field_mode,
+            "tile_overlap": int(self.tile_overlap),
+        }
+        ClassifierMeta.from_dict(data, source=source)
+        return data
+
+
+def write_sidecar(sidecar: str | os.PathLike, metadata: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """Validate ``metadata`` and write it atomically to ``sidecar``; an existing file needs ``overwrite``."""
+    from napari_pcim import atomic
+
+    sidecar = Path(sidecar)
+    ClassifierMeta.from_dict(metadata, source=str(sidecar))
+    if sidecar.exists() and not overwrite:
+        raise ClassifierError(f"{sidecar}: already exists; not overwritten")
+    return atomic.write_json(sidecar, metadata, overwrite=overwrite)
