@@ -21,8 +21,11 @@ def value(row: int, col: int, site: int, ch: int, z: int = 1, t: int = 1) -> int
 
 
 def plane(v: int, path: Path, description: str | None = None) -> None:
+    """Write one constant plane; a ``<MetaData>`` description is stamped as MetaXpress does."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, np.full(SHAPE, v, np.uint16), description=description)
+    software = "MetaSeries" if description and description.startswith("<MetaData>") else None
+    tifffile.imwrite(path, np.full(SHAPE, v, np.uint16), description=description,
+                     software=software, metadata=None)
 
 
 def imagexpress(root: Path, *, names=("DAPI", "FITC"), wells=((2, 3), (4, 7)), sites=2, zs=1,

@@ -164,7 +164,7 @@ def plate_from_planes(
         out_names = check_channel_names(path, channel_names, len(ref_ch))
     else:
         known = names or {}
-        out_names = [known.get(c) or default_name(c) for c in ref_ch]
+        out_names = [known.get(c) or (c if isinstance(c, str) else default_name(c)) for c in ref_ch]
         if len(set(out_names)) != len(out_names):  # two channels share a dye name
             out_names = [f"{n} ({default_name(c)})" for n, c in zip(out_names, ref_ch)]
     reader = read_plane or _read_tiff_plane
