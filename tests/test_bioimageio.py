@@ -15,18 +15,18 @@ import torch
 
 pytest.importorskip("bioimageio.spec")
 
-from bioimageio.spec import save_bioimageio_package  # noqa: E402
-from bioimageio.spec.model import v0_5 as bm  # noqa: E402
+from bioimageio.spec import save_bioimageio_package
+from bioimageio.spec.model import v0_5 as bm
 
-from napari_pcim import explain  # noqa: E402
-from napari_pcim.bioimageio_package import is_package, save_package  # noqa: E402
-from napari_pcim.classifier import (  # noqa: E402
+from napari_pcim import explain
+from napari_pcim.bioimageio_package import is_package, save_package
+from napari_pcim.classifier import (
     ClassifierError,
     bundled_model_path,
     load_classifier,
     read_metadata,
 )
-from napari_pcim.synth import generate_field  # noqa: E402
+from napari_pcim.synth import generate_field
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The Model dock widget: choose a TorchScript classifier, check it, predict.
 
 A dropdown lists the bundled demo classifiers; "Browse…" picks any TorchScript
-file carrying napari-pcim metadata. Loading runs in a thread worker (the first
+file carrying napari-pcim metadata, or a bioimage.io model package (a ``.zip`` or its
+``rdf.yaml``). A TorchScript file without metadata opens a form
+(:mod:`.model_form`) that writes its sidecar JSON and then loads it. Loading runs in a thread worker (the first
 one imports torch). The widget shows the metadata (channels, classes, input
 size, field mode, PixelCAM support), checks the model's channels against the
 open plate with the core's message, offers the compute devices, and "Predict"
@@ -81,6 +83,8 @@ class ModelWidget(QWidget):
         self.predict_btn.setEnabled(False)
         self.proba_label = QLabel()
         self.proba_label.setWordWrap(True)
+        self.form: QWidget | None = None  # the sidecar form, while one is open
+        self.form_box = QVBoxLayout()
 
         pick = QHBoxLayout()
         pick.addWidget(self.model_box, 1)
@@ -92,6 +96,7 @@ class ModelWidget(QWidget):
         layout.addLayout(pick)
         layout.addWidget(self.meta_label)
         layout.addWidget(self.check_label)
+        layout.addLayout(self.form_box)
         layout.addLayout(form)
         layout.addWidget(self.predict_btn)
         layout.addWidget(self.proba_label)
@@ -129,7 +134,8 @@ class ModelWidget(QWidget):
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a TorchScript classifier", "", "TorchScript (*.pt *.pth *.ts);;All files (*)"
+            self, "Open a classifier", "",
+            "TorchScript (*.pt *.pth *.ts);;bioimage.io package (*.zip rdf.yaml *bioimageio.yaml);;All files (*)",
         )
         if path:
             self.load_model(path)
@@ -161,11 +167,35 @@ class ModelWidget(QWidget):
         index = self.model_box.findData(str(classifier.path))
         if index >= 0:  # a bundled model: show its name in the dropdown
             self.model_box.setCurrentIndex(index)
+        self._close_form()
         self.session.set_classifier(classifier)
 
     def _load_failed(self, exc: BaseException) -> None:
+        from napari_pcim.classifier_meta import MissingMetadataError
+
+        if isinstance(exc, MissingMetadataError):
+            self.meta_label.setText("This TorchScript file has no napari-pcim metadata: describe it below.")
+            self.open_form(exc.path, exc.sidecar)
+            return
         msg = report_failure("loading the model", exc)
         self.meta_label.setText(f"<span style='color:{_BAD}'>{html.escape(msg)}</span>")
+
+    def open_form(self, model: Path, sidecar: Path) -> QWidget:
+        """Show the sidecar form for ``model`` (prefilled with the plate's channels); returns it."""
+        from napari_pcim._napari.widgets.model_form import SidecarForm
+
+        self._close_form()
+        plate = self.session.plate
+        self.form = SidecarForm(model, sidecar, lambda clf: self._loaded((clf, _devices())),
+                                plate.channel_names if plate is not None else None)
+        self.form_box.addWidget(self.form)
+        return self.form
+
+    def _close_form(self) -> None:
+        if self.form is not None:
+            self.form_box.removeWidget(self.form)
+            self.form.deleteLater()
+            self.form = None
 
     def _on_classifier(self, classifier: Classifier | None) -> None:
         self.meta_label.setText(describe(classifier) if classifier else "No model loaded.")
@@ -251,6 +281,12 @@ def _load(path: str) -> tuple[Classifier, list[str]]:
     from napari_pcim.devices import available_devices
 
     return load_classifier(resolve_model_path(path)), available_devices()
+
+
+def _devices() -> list[str]:
+    from napari_pcim.devices import available_devices
+
+    return available_devices()
 
 
 def _predict(clf: Classifier, data: np.ndarray, channels: list[str], device: str) -> np.ndarray:
