@@ -128,6 +128,7 @@ def test_imagej_hyperstack_opens_as_one_field(tmp_path):
                      metadata={"axes": "CYX"})
     p = open_plate(f)
     assert p.wells == ["A01"] and p.read_field("A01", 0).shape == (4, 8, 8)
+    assert p.channel_names == ["C0", "C1", "C2", "C3"]
 
 
 def test_unmatched_folder_refusal_names_patterns_example_and_formats(tmp_path):

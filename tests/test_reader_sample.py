@@ -100,6 +100,38 @@ def test_reader_opens_ome_tiff_and_declines_others(tmp_path):
     assert _reader.get_reader([str(path), str(path)]) is None
 
 
+def test_reader_claims_instrument_plates_index_files_and_imagej_stacks(tmp_path):
+    from instrument_layouts import cellvoyager, harmony, imagexpress
+
+    ix = imagexpress(tmp_path / "IX", zs=2)
+    ph = harmony(tmp_path / "phenix")
+    cv = cellvoyager(tmp_path / "cv")
+    for path, first in ((ix, "B03 · DAPI"), (ix / "PLATE.HTD", "B03 · DAPI"),
+                        (ph, "B03 · HOECHST 33342"), (ph / "Images" / "Index.idx.xml", "B03 · HOECHST 33342"),
+                        (cv, "B03 · DAPI"), (cv / "MeasurementData.mlf", "B03 · DAPI")):
+        reader = _reader.get_reader(str(path))
+        assert callable(reader), path
+        layers = reader(str(path))
+        assert layers[0][1]["name"] == first, path
+    # a broken instrument plate is claimed: its error is shown, not passed on
+    (ph / "Images" / "r02c03f01p01-ch1sk1fk1fl1.tiff").unlink()
+    assert _reader.get_reader(str(ph)).__name__ == "reader" and _reader._claims(ph)
+    stack = tmp_path / "cells.tif"
+    tifffile.imwrite(stack, np.ones((4, 8, 8), np.uint16), imagej=True, metadata={"axes": "CYX"})
+    layers = _reader.get_reader(str(stack))(str(stack))
+    assert [kw["name"] for _, kw, _ in layers] == [f"A01 · C{i}" for i in range(4)]
+
+
+def test_manifest_reader_patterns_reach_the_plugin(tmp_path):
+    from npe2 import PluginManager
+
+    pm = PluginManager.instance()
+    pm.discover()
+    for name in ("a.HTD", "MeasurementData.mlf", "Index.idx.xml", "x.jdce", "y.TIF", "p.zarr"):
+        readers = {r.command for r in pm.iter_compatible_readers([str(tmp_path / name)])}
+        assert "napari-pcim.get_reader" in readers, name
+
+
 @pytest.mark.gui
 def test_open_sample_in_viewer(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()

@@ -1,4 +1,11 @@
-"""npe2 reader: open a plate (OME-Zarr HCS, TIFF folder), an OME-TIFF or napari-pcim's own export.
+"""npe2 reader: open a plate (OME-Zarr HCS, instrument folder), an OME-TIFF or napari-pcim's own export.
+
+Claimed (napari-pcim reports its errors for them instead of passing them on): OME-TIFF
+files, NGFF groups, instrument plate folders (an ImageXpress ``.HTD``, ``.jdce`` or
+``TimePoint_n`` folder, an Opera/Operetta Harmony index, a CellVoyager
+``MeasurementData.mlf``), those index files themselves (opening one opens its plate)
+and ImageJ hyperstack TIFFs with several channels. Other folders of TIFFs are tried
+and passed on (None) when they are not a plate.
 
 ``get_reader(path)`` returns a function that shows the first well's first field as
 styled layers (see `napari_pcim.layers.field_layer_data`), or None when ``path`` is
@@ -35,11 +42,47 @@ def _single_path(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path 
     return Path(path)
 
 
+#: Index files that stand for their plate folder (opening one opens the plate).
+INDEX_SUFFIXES = (".htd", ".mlf", ".idx.xml")
+
+
+def _plate_of_index(p: Path) -> Path:
+    """The plate folder of an instrument index file, else ``p`` itself."""
+    return p.parent if p.is_file() and p.name.lower().endswith(INDEX_SUFFIXES) else p
+
+
+def _is_instrument_folder(p: Path) -> bool:
+    """An ImageXpress, Opera/Operetta or CellVoyager plate folder (by its metadata files)."""
+    from napari_pcim.plate_io.cellvoyager import is_cellvoyager
+    from napari_pcim.plate_io.harmony import find_index
+    from napari_pcim.plate_io.imagexpress import htd_files
+
+    if find_index(p) is not None or is_cellvoyager(p) or htd_files(p):
+        return True
+    return any(
+        c.name.lower().startswith("timepoint_") or c.suffix.lower() == ".jdce" for c in p.iterdir()
+    )
+
+
+def _is_multichannel_imagej(p: Path) -> bool:
+    """A (non-OME) ImageJ hyperstack TIFF with more than one channel."""
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as t:
+            return bool(t.is_imagej) and int((t.imagej_metadata or {}).get("channels", 1)) > 1
+    except Exception:  # noqa: BLE001 - not a readable TIFF: not ours to report
+        return False
+
+
 def _claims(p: Path) -> bool:
-    """True for paths only napari-pcim should report on: OME-TIFF files and NGFF groups."""
+    """True for paths only napari-pcim should report on (see the module docstring)."""
     if p.is_file():
-        return p.name.lower().endswith((".ome.tif", ".ome.tiff"))
-    return p.is_dir() and is_ngff(p)
+        name = p.name.lower()
+        return name.endswith((".ome.tif", ".ome.tiff", ".jdce")) or _is_multichannel_imagej(p)
+    return p.is_dir() and (is_ngff(p) or _is_instrument_folder(p))
 
 
 def _refusal(message: str) -> ReaderFunction:
@@ -125,6 +168,7 @@ def get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
     p = _single_path(path)
     if p is None or not p.exists():
         return None
+    p = _plate_of_index(p)
     if is_annotated_field(p):
         return _export_reader(p)
     claimed = _claims(p)

@@ -117,7 +117,8 @@ def open_bioio(
         names = check_channel_names(path, channel_names, counts[0])
     else:
         names = [str(c) for c in (img.channel_names or [])]
-        if len(names) != counts[0]:
+        # bioio's placeholder names ("Channel:0:1") carry no meaning: C0, C1, ... instead
+        if len(names) != counts[0] or all(re.fullmatch(r"Channel:\d+:\d+", n) for n in names):
             names = [f"C{i}" for i in range(counts[0])]
     pixel_size = None
     try:
