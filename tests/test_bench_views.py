@@ -29,10 +29,11 @@ def test_top_k_precision_counts_cells_with_foci_among_the_highest_shares():
 
 def test_report_names_every_statistic_with_its_declared_direction():
     figures = {"plate": "/x/demo.zarr", "model": "foci_vgg.pt", "method": "pcim",
-               "options": "product defaults", "wells": 4, "hit_wells": 2, "dmso_wells": 2,
+               "options": "product defaults", "wells": 4, "hit_wells": 2, "control_wells": 2, "dmso_wells": 2,
                "seconds": 1.0, "channel_importance_hits": {"GFP": 0.6, "DAPI": 0.4},
                "cells": [{"well": "B11", "precision": 0.9, "chance": 0.3}],
                "top10_precision_mean": 0.9, "top10_precision_min": 0.9, "top10_chance_mean": 0.3,
+               "hit_vs_control_auc": {k: 0.5 for k in DIRECTIONS},
                "hit_vs_dmso_auc": {k: 0.5 for k in DIRECTIONS}, "outliers": {}}
     text = format_report(figures)
     assert text.index("GFP") < text.index("DAPI")  # largest share first
