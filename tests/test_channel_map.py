@@ -112,3 +112,47 @@ def test_cli_plate_read_options(tmp_path):
     assert open_plate(root, **plate_read_kwargs(ap.parse_args([str(root)]))).channel_names[0] == "nuc"
     with pytest.raises(PlateError, match="z plane 'top'"):
         plate_read_kwargs(ap.parse_args([str(root), "--z", "top"]))
+
+
+@pytest.mark.gui
+def test_channel_map_widget_prefills_saves_and_applies(qtbot, tmp_path):
+    from napari_pcim._napari.widgets.channel_map import ChannelMapWidget
+
+    root = imagexpress(tmp_path / "IX", names=("TL", "Hoechst", "Alexa 488", "Phalloidin"))
+    applied = []
+    w = ChannelMapWidget(MODEL, open_plate(root), on_apply=applied.append)
+    qtbot.addWidget(w)
+    assert {m: b.currentText() for m, b in w.boxes.items()} == {
+        "DAPI": "Hoechst", "Actin": "Phalloidin", "GFP": "Alexa 488", "Brightfield": "TL"}
+    assert [w.boxes["DAPI"].itemText(i) for i in range(4)] == ["TL", "Hoechst", "Alexa 488", "Phalloidin"]
+    with qtbot.waitSignal(w.mapping_changed):
+        w.boxes["GFP"].setCurrentText("TL")
+    assert w.apply() is None and "chosen for more than one model channel" in w.status.text()
+    w.boxes["GFP"].setCurrentText("Alexa 488")
+    plate = w.apply()
+    assert plate.channel_names == ["Brightfield", "DAPI", "GFP", "Actin"] and applied == [plate]
+    saved = w.save()
+    assert saved == str(channel_map_path(root)) and load_channel_map(root) == w.mapping()
+    # reopened with the saved map (as the Plate dock does), the widget shows the same choice
+    w2 = ChannelMapWidget(MODEL, open_plate(root, channel_map=True))
+    qtbot.addWidget(w2)
+    assert w2.mapping() == w.mapping() and "saved beside the plate" in w2.status.text()
+    assert w2.mapped_plate().channel_names == plate.channel_names
+
+
+@pytest.mark.gui
+def test_plate_dock_offers_z_and_time(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-pcim", "Plate")
+    root = imagexpress(tmp_path / "IX", zs=3, tps=2)
+    plate = dock.open_plate(root)
+    assert not dock.planes_row.isHidden() and plate.planes["z"] == "max"
+    assert [dock.z_box.itemText(i) for i in range(dock.z_box.count())] == ["max", "middle", "0", "1", "2"]
+    dock.z_box.setCurrentText("2")
+    dock.t_box.setValue(1)
+    dock._reopen_planes()
+    p = dock.session.plate
+    assert p.planes == {"z": 2, "t": 1, "n_z": 3, "n_t": 2}
+    assert p.read_field("B03")[0, 0, 0] == value(2, 3, 1, 1, 3, 2)
+    flat = dock.open_plate(imagexpress(tmp_path / "flat"))
+    assert flat is not None and dock.planes_row.isHidden()

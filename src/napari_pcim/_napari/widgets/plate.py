@@ -92,6 +92,12 @@ class PlateWidget(QWidget):
         self.color_by.setToolTip("Colour wells by plate-map condition, prediction P(hit), the "
                                  "share of attribution inside the ground truth, or (with results "
                                  "open) a statistic that needs no ground truth")
+        # z stacks / time series: which plane makes a field (hidden for single-plane plates)
+        self.z_box = QComboBox()
+        self.z_box.setToolTip("z stacks: the maximum projection, the middle plane or one plane "
+                              "(0-based); recorded with the results")
+        self.t_box = QSpinBox()
+        self.t_box.setToolTip("Time point (0-based)")
         self.status = QLabel()
         self.status.setWordWrap(True)
 
@@ -104,12 +110,19 @@ class PlateWidget(QWidget):
         row.addWidget(self.pin_btn)
         row.addWidget(QLabel("colour by"))
         row.addWidget(self.color_by)
+        self.planes_row = QWidget()
+        planes = QHBoxLayout(self.planes_row)
+        planes.setContentsMargins(0, 0, 0, 0)
+        for w in (QLabel("z"), self.z_box, QLabel("time"), self.t_box):
+            planes.addWidget(w)
+        self.planes_row.hide()
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.info)
         layout.addWidget(self.well_map)
         layout.addWidget(self.legend)
         layout.addLayout(row)
+        layout.addWidget(self.planes_row)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -121,6 +134,8 @@ class PlateWidget(QWidget):
         self.field_box.valueChanged.connect(self._field_changed)
         self.pin_btn.clicked.connect(self._toggle_pin)
         self.color_by.currentTextChanged.connect(lambda _: self._refresh_colors())
+        self.z_box.activated.connect(lambda _: self._reopen_planes())
+        self.t_box.editingFinished.connect(self._reopen_planes)
 
         s = self.session
         s.plate_changed.connect(self._on_plate)
@@ -152,12 +167,14 @@ class PlateWidget(QWidget):
         if path:
             self.open_plate(path)
 
-    def open_plate(self, path: str | Path) -> Plate | None:
-        """Open ``path`` as the session's plate; errors are shown, not raised."""
+    def open_plate(self, path: str | Path, z: int | str | None = None, t: int | None = None
+                   ) -> Plate | None:
+        """Open ``path`` as the session's plate (``z``, ``t``: the plane choice; the channel map
+        saved beside the plate is applied); errors are shown, not raised."""
         from napari_pcim.plate_io import PlateError, open_plate
 
         try:
-            plate = open_plate(path)
+            plate = open_plate(path, z=z, t=t, channel_map=True)
         except (PlateError, OSError, ValueError) as exc:
             self._error(str(exc))
             return None
@@ -247,9 +264,31 @@ class PlateWidget(QWidget):
             f"<b>{Path(plate.path).name}</b>: {fmt}, {len(plate.wells)} wells with images; "
             f"channels {', '.join(plate.channel_names)}; {px}"
         )
+        self._show_planes(plate)
         self.status.setText("Click a well to load it.")
         self.color_by.setCurrentIndex(0)
         self._refresh_colors()
+
+    def _show_planes(self, plate: Plate) -> None:
+        """Offer the z/time choice when the plate has several planes or time points."""
+        from napari_pcim.plate_io.planes import Z_CHOICES
+
+        pl = plate.planes
+        n_z, n_t = int(pl.get("n_z", 1)), int(pl.get("n_t", 1))
+        self.z_box.clear()
+        self.z_box.addItems([*Z_CHOICES, *(str(i) for i in range(n_z))])
+        self.z_box.setCurrentText(str(pl.get("z") if pl.get("z") is not None else "middle"))
+        self.t_box.setRange(0, max(n_t - 1, 0))
+        self.t_box.setValue(int(pl.get("t", 0)))
+        self.planes_row.setVisible(n_z > 1 or n_t > 1)
+
+    def _reopen_planes(self) -> None:
+        """Reopen the plate with the chosen z plane (or projection) and time point."""
+        plate = self.session.plate
+        if plate is None or (self.z_box.currentText(), self.t_box.value()) == (
+                str(plate.planes.get("z")), int(plate.planes.get("t", 0))):
+            return
+        self.open_plate(plate.path, z=self.z_box.currentText(), t=self.t_box.value())
 
     def _on_results(self, results: ResultStore | None) -> None:
         if results is None:
