@@ -34,9 +34,9 @@ def imagexpress(root: Path, *, names=("DAPI", "FITC"), wells=((2, 3), (4, 7)), s
     root.mkdir(parents=True)
     if htd:
         lines = ['"HTSInfoFile", Version 1.0', '"Description", "test plate"',
-                 '"TimePoints", %d' % tps, '"ZSeries", %s' % ("TRUE" if zs > 1 else "FALSE"),
-                 '"ZSteps", %d' % zs, '"XWells", 12', '"YWells", 8',
-                 '"XSites", %d' % sites, '"YSites", 1', '"NWavelengths", %d' % len(names)]
+                 f'"TimePoints", {tps}', f'"ZSeries", {"TRUE" if zs > 1 else "FALSE"}',
+                 f'"ZSteps", {zs}', '"XWells", 12', '"YWells", 8',
+                 f'"XSites", {sites}', '"YSites", 1', f'"NWavelengths", {len(names)}']
         lines += [f'"WaveName{i}", "{n}"' for i, n in enumerate(names, 1)]
         (root / "PLATE.HTD").write_text("\r\n".join(lines) + "\r\n")
     g = "_9E84F49F-1B25-4E7E-8040-D1BB2D7E73EA" if guid else ""

@@ -7,8 +7,8 @@ import argparse
 import json
 
 import pytest
-
 from instrument_layouts import harmony, imagexpress, value
+
 from napari_pcim.cli.plate_args import add_plate_read_arguments, plate_read_kwargs
 from napari_pcim.plate_io import PlateError, open_plate
 from napari_pcim.plate_io.channel_map import (

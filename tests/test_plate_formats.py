@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-
 from instrument_layouts import cellvoyager, harmony, imagexpress, imagexpress_jdce, plane, value
+
 from napari_pcim.plate_io import PlateError, open_plate
 
 
