@@ -218,11 +218,7 @@ def run_demo(
 
 
 def run_demo_cli(args: Any) -> int:
-    """``napari-pcim demo [--screenshot FILE] [--phenotype P] [--size WxH] [--doc-pictures DIR]``."""
-    if getattr(args, "doc_pictures", None):
-        from napari_pcim._napari.doc_pictures import run_doc_pictures_cli
-
-        return run_doc_pictures_cli(args.doc_pictures)
+    """``napari-pcim demo [--screenshot FILE] [--phenotype P] [--size WxH]``."""
     size = getattr(args, "size", None)
     return run_demo(screenshot=args.screenshot, phenotype=args.phenotype,
                     size=parse_size(size) if size else None)

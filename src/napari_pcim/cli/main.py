@@ -152,7 +152,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-pictures", metavar="DIR",
                    help="write every picture of the user guide into DIR (e.g. docs/images) and exit")
     p.add_argument("--phenotype", choices=PHENOTYPES, default="foci")
-    p.set_defaults(handler="napari_pcim._napari.demo:run_demo_cli")
+    p.set_defaults(handler="napari_pcim.cli.main:run_demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     add_bench_parsers(sub, METHOD_CHOICES)
     return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``napari-pcim demo``: the demo window, or with ``--doc-pictures DIR`` the user guide's pictures."""
+    if args.doc_pictures:
+        from napari_pcim._napari.doc_pictures import run_doc_pictures_cli
+
+        return run_doc_pictures_cli(args.doc_pictures)
+    from napari_pcim._napari.demo import run_demo_cli
+
+    return run_demo_cli(args)
 
 
 def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
