@@ -146,3 +146,34 @@ def test_index_listing_a_missing_file_is_refused(tmp_path):
     (root / "Images" / "r02c03f01p02-ch2sk1fk1fl1.tiff").unlink()
     with pytest.raises(PlateError, match=r"Index\.idx\.xml: lists r02c03f01p02-ch2sk1fk1fl1\.tiff"):
         open_plate(root)
+
+
+def _zarr_5d_plate(root, shape=(2, 2, 3, 8, 8)):
+    """A minimal NGFF 0.4 plate (zarr format 2), one well B03, one TCZYX image: pixel = 100t+10c+z+1 (no chunk equals the fill value)."""
+    import zarr
+
+    g = zarr.open_group(str(root), mode="w", zarr_format=2)
+    g.attrs["plate"] = {"version": "0.4", "rows": [{"name": "B"}], "columns": [{"name": "3"}],
+                        "wells": [{"path": "B/3", "rowIndex": 0, "columnIndex": 0}]}
+    well = g.create_group("B").create_group("3")
+    well.attrs["well"] = {"version": "0.4", "images": [{"path": "0"}]}
+    img = well.create_group("0")
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}] + [
+        {"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    img.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [1, 1, 2, 0.5, 0.5]}]}]}]
+    t, c, z = np.meshgrid(*(np.arange(n) for n in shape[:3]), indexing="ij")
+    data = np.broadcast_to((100 * t + 10 * c + z + 1)[..., None, None], shape).astype(np.uint16)
+    img.create_array("0", data=np.ascontiguousarray(data), chunks=(1, 1, 1, 8, 8))
+    return root
+
+
+def test_zarr_plate_z_and_time_choice(tmp_path):
+    root = _zarr_5d_plate(tmp_path / "tz.zarr")
+    p = open_plate(root)
+    assert p.planes == {"z": "middle", "t": 0, "n_z": 3, "n_t": 2} and px(p, "B03") == [2, 12]
+    p = open_plate(root, z="max", t=1)
+    assert p.planes["z"] == "max" and px(p, "B03") == [103, 113]
+    assert px(open_plate(root, z=0), "B03") == [1, 11]
+    with pytest.raises(PlateError, match="no z plane 3"):
+        open_plate(root, z=3)
