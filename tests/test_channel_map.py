@@ -65,6 +65,8 @@ def test_map_saved_beside_plate_and_applied(tmp_path):
     assert p.channel_names == ["DAPI", "GFP", "Actin", "Brightfield"]
     assert p.channel_map == mapping and p.read_field("B03")[:, 0, 0].tolist()[0] == value(2, 3, 1, 1)
     check_model_channels(p.channel_names, MODEL, str(p.path))
+    assert open_plate(root).channel_names == p.channel_names  # reused by default (batch, CLI)
+    assert open_plate(root, channel_map=False).channel_names == ["Hoechst", "GFP-ish", "Ph", "TL"]
     # text form, and a plate without a saved map
     p2 = open_plate(harmony(tmp_path / "ph"), channel_map="hoechst 33342=DAPI,Alexa 488=GFP")
     assert p2.channel_names == ["DAPI", "GFP"] and load_channel_map(p2.path) is None

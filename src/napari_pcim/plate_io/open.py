@@ -16,7 +16,8 @@ zarr attributes. Every problem is raised as one :class:`PlateError` naming the f
 ``z`` and ``t`` choose the plane of z stacks and time series (:class:`PlaneSelection`);
 the choice is recorded as ``plate.planes``. ``channel_map`` renames channels
 (:meth:`Plate.with_channel_map`); ``channel_map=True`` applies the map saved beside
-the plate (:mod:`.channel_map`), if any.
+the plate (:mod:`.channel_map`); by default the saved map is applied when there is one,
+so batch runs, the CLI and the GUI reuse it.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def open_plate(
     stored names. ``z``: a 0-based plane index, ``"max"`` (maximum projection) or
     ``"middle"``; default: the maximum projection (the middle plane for OME-Zarr).
     ``t``: a 0-based time point (default 0). ``channel_map``: ``{plate channel: name}``,
-    the text ``"w1=DAPI,w2=Actin"``, or True for the map saved beside the plate.
+    the text ``"w1=DAPI,w2=Actin"``, True for the map saved beside the plate, False for
+    none; default (None): the saved map, if any, unless ``channel_names`` is given.
     """
     plate = _open(source, pattern, plate_map, channel_names, z, t)
-    if channel_map is True:
-        saved = cmap.load_channel_map(plate.path)
+    if channel_map is True or (channel_map is None and channel_names is None):
+        saved = cmap.load_channel_map(plate.path) if isinstance(source, (str, os.PathLike)) else None
         return plate.with_channel_map(saved) if saved else plate
     if isinstance(channel_map, str):
         channel_map = cmap.parse_channel_map(channel_map)
