@@ -11,7 +11,7 @@ from known_answer import known_answer_field as _field
 
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
-from napari_pcim.explainers.rise import MASK_CHUNK, GridMasks, RISEOptions, rise_attribute
+from napari_pcim.explainers.rise import MASK_CHUNK, ROUND, GridMasks, RISEOptions, rise_attribute
 
 def _inside(a: torch.Tensor) -> float:
     """Share of the map's mass above its median that lies inside the square."""
@@ -112,3 +112,41 @@ def test_low_level_defaults_are_the_options_defaults(model) -> None:
     same = rise_attribute(model, x, t, options=RISEOptions(center=RISEOptions().center), seed=2)
     flipped = rise_attribute(model, x, t, options=RISEOptions(center=not RISEOptions().center), seed=2)
     assert torch.equal(default, same) and not torch.allclose(default, flipped)
+
+
+def test_stops_when_converged_and_records_masks(model) -> None:
+    """A loose tolerance stops at a round boundary; the map is the one of that many masks."""
+    x, t = _field(), torch.tensor([[1]])
+    stats: dict = {}
+    seen: list[tuple[int, int]] = []
+    a = rise_attribute(model, x, t, options=RISEOptions(n_masks=4000, tolerance=0.5), seed=5,
+                       stats=stats, progress=lambda d, n: seen.append((d, n)))
+    used = int(stats["masks_used"])
+    assert stats["converged"] == 1.0 and stats["noise_ratio"] < 0.5
+    assert 2 * ROUND <= used < 4000 and used % ROUND == 0
+    assert seen[-1] == (used, used) and all(n in (4000, used) for _, n in seen)
+    same = rise_attribute(model, x, t, options=RISEOptions(n_masks=used, tolerance=0.0), seed=5)
+    torch.testing.assert_close(a, same, rtol=1e-5, atol=1e-6)
+    assert _inside(a[0, 0]) > 0.5
+
+
+def test_cap_and_zero_tolerance_use_every_mask(model) -> None:
+    x, t = _field(), torch.tensor([[1]])
+    for opts in (RISEOptions(n_masks=600, tolerance=1e-9), RISEOptions(n_masks=600, tolerance=0.0)):
+        stats: dict = {}
+        rise_attribute(model, x, t, options=opts, stats=stats)
+        assert stats["masks_used"] == 600 and stats["converged"] == 0.0
+
+
+def test_convergence_waits_for_every_field(model) -> None:
+    """Two fields of two tiles: the noise ratio is one per (field, target), and all must pass."""
+    x = torch.cat([_field(), torch.zeros_like(_field()), _field(), _field()])
+    ratios: list[torch.Tensor] = []
+    stats: dict = {}
+    rise_attribute(model, x, torch.ones(4, 1, dtype=torch.long), options=RISEOptions(
+        n_masks=768, tolerance=0.0), stats=stats, tiles_per_field=2,
+        on_round=lambda n, maps, r: ratios.append(r))
+    assert [tuple(r.shape) for r in ratios] == [(2, 1)]  # one check, at 512 masks
+    assert stats["masks_used"] == 768
+    with pytest.raises(ValueError, match="whole fields"):
+        rise_attribute(model, x[:3], torch.ones(3, 1, dtype=torch.long), tiles_per_field=2)

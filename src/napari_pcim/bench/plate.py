@@ -1,11 +1,18 @@
-"""Whole-plate throughput (``napari-pcim bench plate``) in-process and on a local dask cluster.
+"""Whole-plate throughput (``napari-pcim bench plate``): a projection checked against a run.
 
-Generates a demo plate, explains the same fields once in-process and once with a local
-``dask.distributed`` cluster, and returns fields per minute for each, the measured
-overheads (cluster start, per-worker model load) and the inputs of a cost model for
-N workers (the CLI handler in :mod:`napari_pcim.cli.bench` prints them):
+The cost model (the same as ``bench speed``'s): a field of side S costs
+``a + b · tiles(S)`` seconds with one torch thread, where ``b`` is the method's seconds
+per classifier tile and ``a`` the per-field rest (normalising, the probability pass,
+blending, reading and writing). :func:`calibrate` measures ``a`` and ``b`` by
+explaining a one-tile field (the classifier's input size) and a field of the run's size;
+:func:`project` gives a plate's wall time on N workers (one core, one thread each):
 
-    T(N) = cluster_start + model_load + fields × seconds_per_field ÷ N
+    T(N) = cluster_start + model_load + fields × (a + b · tiles(S)) ÷ N   (N > 1)
+    T(1) = model_load + fields × (a + b · tiles(S))
+
+:func:`measure` generates a demo plate, explains ``wells`` fields in-process with one
+torch thread (checking the projection against it: ``projection_error``, target within
+20 %) and on a local ``dask.distributed`` cluster, and returns the figures.
 """
 
 from __future__ import annotations
@@ -48,7 +55,13 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
                             options=options, wells=list(chosen))
 
         threads = torch.get_num_threads()
-        local = run_plate(job(), tmp_path / "local.zarr")
+        torch.set_num_threads(1)  # the cost model's unit: one worker, one core, one thread
+        try:
+            a, b = calibrate(load_classifier(model), size, method, options, device)
+            local = run_plate(job(), tmp_path / "local.zarr")
+        finally:
+            torch.set_num_threads(threads)
+        clf_meta = load_classifier(model).meta
         t0 = time.perf_counter()
         from distributed import Client, LocalCluster
 
@@ -62,6 +75,7 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
 
     n = len(local.done)
     per_field = local.seconds / n
+    predicted = project(a, b, tiles(clf_meta, size), n, 1, 0.0, load_s)
     per_field_dist = dist.seconds / max(len(dist.done), 1)
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {threads}",
@@ -79,11 +93,70 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
         "seconds_per_field_dask_wall": round(per_field_dist, 3),
         "cluster_start_seconds": round(start_s, 2),
         "model_load_seconds": round(load_s, 3),
-        "cost_model": "T(N) = cluster_start + model_load + fields * seconds_per_field / N",
+        "seconds_per_field_fixed_a": round(a, 4),
+        "seconds_per_tile_b": round(b, 4),
+        "tiles_per_field": tiles(clf_meta, size),
+        "measured_in_process_seconds": round(local.seconds, 2),
+        "projected_in_process_seconds": round(predicted, 2),
+        "projection_error": round(predicted / local.seconds - 1, 3),
+        "projection_within_20pct": abs(predicted / local.seconds - 1) <= 0.2,
+        "cost_model": "T(N) = [N>1] cluster_start + model_load + fields * (a + b * tiles(S)) / N",
+        "plate_384x4": {str(side): {str(w): round(project(a, b, tiles(clf_meta, side), 1536, w, start_s, load_s), 1)
+                                    for w in WORKERS} for side in PLATE_SIDES},
     }
 
 
+#: The projected plate: 384 wells × 4 fields at these sides, on these worker counts.
+PLATE_SIDES = (1080, 2160)
+WORKERS = (1, 2, 4, 8)
+
+
+def tiles(meta: Any, side: int) -> int:
+    """Classifier tiles of a side×side field (1 for a resized field)."""
+    from napari_pcim.tiling import TilePlan
+
+    return TilePlan.for_classifier(meta, (side, side)).n_tiles
+
+
+def calibrate(clf: Any, size: int, method: str, options: dict[str, Any], device: str,
+              repeats: int = 2) -> tuple[float, float]:
+    """(a, b): seconds per field beyond the tiles, and per tile, with the current threads.
+
+    Times ``explain()`` (best of ``repeats``, after a warm-up) on a one-tile field and on a
+    ``size``² field; ``b`` is the difference per extra tile. With one tile at ``size`` the
+    field time is all ``b`` (``a`` = 0).
+    """
+    from napari_pcim.bench.quality import HELD_OUT_SEED
+    from napari_pcim.explainers import explain
+    from napari_pcim.synth import generate_field
+
+    side = int(clf.meta.input_size[0])
+
+    def best(s: int) -> float:
+        raw = generate_field("foci", True, size=s, seed=HELD_OUT_SEED).image
+        explain(clf, raw, method=method, device=device, **options)  # warm-up
+        out = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            explain(clf, raw, method=method, device=device, **options)
+            out = min(out, time.perf_counter() - t0)
+        return out
+
+    n = tiles(clf.meta, size)
+    t1 = best(side)
+    if n <= 1:
+        return 0.0, t1
+    tn = best(size)
+    b = max((tn - t1) / (n - 1), 0.0)
+    return max(t1 - b, 0.0), b
+
+
+def project(a: float, b: float, n_tiles: int, fields: int, workers: int, start: float, load: float) -> float:
+    """Projected wall seconds for ``fields`` fields of ``n_tiles`` tiles on ``workers`` workers."""
+    return (start if workers > 1 else 0.0) + load + fields * (a + b * n_tiles) / workers
+
+
 def cost(figures: dict[str, Any], fields: int, n_workers: int, seconds_per_field: float | None = None) -> float:
-    """Predicted wall seconds for ``fields`` on ``n_workers`` from measured figures."""
+    """Predicted wall seconds for ``fields`` like the measured ones on ``n_workers`` workers."""
     spf = seconds_per_field if seconds_per_field is not None else figures["seconds_per_field_in_process"]
     return figures["cluster_start_seconds"] + figures["model_load_seconds"] + fields * spf / n_workers

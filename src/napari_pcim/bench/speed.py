@@ -1,20 +1,29 @@
-"""``napari-pcim bench speed``: how fast are PCIM and RISE, and how close is RISE to its floor?
+"""``napari-pcim bench speed``: one cost model for every method, against the forward floor
+and against the reference RISE algorithm.
 
 Uses the bundled foci classifier (``foci_vgg``; a freshly initialised model of the same
-architecture if the file is missing, which is printed) on synthetic foci fields at the
-classifier's input size. Reports (``--json`` for machine-readable output):
+architecture if the file is missing, which is printed) on treated synthetic foci fields
+(evaluation seeds) at the classifier's input size. For each torch thread count (1 and
+2 by default) it tunes the batch size (:mod:`napari_pcim.explainers.batching`) and
+times, in 3 repeats with the contenders' order rotated each repeat, so that every
+ratio is measured in the same run:
 
-- ``forward_floor_seconds``: N forward passes alone (inference_mode, pre-built batch)
-  at the best batch size among 16/32/64/128;
-- ``rise_seconds_per_field`` (N masks, default 4000) and ``rise_over_floor`` (RISE wall
-  time per field ÷ the floor);
-- ``pcim_seconds_per_field`` and ``pcim_over_rise``;
-- ``rise_peak_mib_n8000_512``: RISE's peak *extra* memory for N=8000 masks on one
-  512×512 image, with a cheap stand-in forward (a 1×1 convolution + mean pool) so that
-  only the explainer's own buffers count. CUDA: ``torch.cuda.max_memory_allocated``
-  minus the allocation before; CPU: the peak resident set size (psutil, sampled every
-  2 ms by a thread) minus the RSS before. ``rise_peak_mib_n1000_512`` shows it does not
-  grow with N.
+- ``floor``: N forward passes alone (inference_mode, a pre-built batch at the tuned
+  batch size): the least any perturbation method can cost;
+- ``rise``: ``explain(method="rise")`` at its defaults (stops when converged; cap N);
+- ``rise_cap``: the same with ``tolerance=0`` (all N masks);
+- ``reference``: the reference RISE algorithm (eclique/RISE, Petsiuk et al.): all N
+  masks generated up front with numpy/scikit-image (grid 8, p 0.5), multiplied into the
+  normalised image, batch 100, saliency = softmax scores ᵀ @ masks / (N·p);
+- ``pcim``: ``explain(method="pcim")`` at its defaults.
+
+Per method it prints seconds per megapixel, forward passes per megapixel (a
+forward+backward counts once), ``over_floor`` (seconds ÷ the floor's seconds for the
+same number of forward passes) and ``over_reference`` (seconds ÷ the reference's;
+median of the per-repeat ratios), plus RISE's masks used and the PxAP of the RISE and
+reference maps (equal map quality). ``pcim_seconds_per_mp`` times PCIM on one field per
+size in ``pcim_sizes``. ``rise_peak_mib_*`` (``memory=True``): RISE's peak extra memory
+on a 512² image with a cheap forward (CUDA: max_memory_allocated delta; CPU: RSS peak).
 
 :func:`measure` returns the figures; the CLI handler is :func:`napari_pcim.cli.bench.bench_speed`.
 """
@@ -29,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -55,32 +65,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def forward_floor(module: Any, x: torch.Tensor, n: int) -> tuple[float, int]:
-    """(seconds for n forward passes at the best batch size, that batch size)."""
-    best = (float("inf"), 16)
+def forward_floor(module: Any, x: torch.Tensor, n: int, batch: int) -> float:
+    """Seconds for ``n`` forward passes of the image ``x[:1]`` in batches of ``batch``."""
     with torch.inference_mode():
-        for bs in (16, 32, 64, 128):
-            batch = x[:1].expand(bs, *x.shape[1:]).contiguous()
-            module(batch)  # warm-up
-            _sync(x.device)
-            t0 = time.perf_counter()
-            reps = max(1, 128 // bs)
-            for _ in range(reps):
-                module(batch)
-            _sync(x.device)
-            per_image = (time.perf_counter() - t0) / (reps * bs)
-            best = min(best, (per_image, bs))
-        bs = best[1]
-        batch = x[:1].expand(bs, *x.shape[1:]).contiguous()
+        full = x[:1].expand(batch, *x.shape[1:]).contiguous()
+        module(full)  # warm-up
         _sync(x.device)
         t0 = time.perf_counter()
         done = 0
         while done < n:
-            k = min(bs, n - done)
-            module(batch[:k])
+            k = min(batch, n - done)
+            module(full[:k])
             done += k
         _sync(x.device)
-    return time.perf_counter() - t0, bs
+    return time.perf_counter() - t0
+
+
+def reference_masks(n: int, size: tuple[int, int], grid: int = 8, p: float = 0.5,
+                    seed: int = 0) -> np.ndarray:
+    """eclique/RISE's ``generate_masks``: (n, 1, H, W) float32, all made up front."""
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(seed)
+    cell = np.ceil(np.array(size) / grid).astype(int)
+    up = (grid + 1) * cell
+    cells = (rng.random((n, grid, grid)) < p).astype("float32")
+    masks = np.empty((n, *size), dtype=np.float32)
+    for i in range(n):
+        y, x = rng.integers(0, cell[0]), rng.integers(0, cell[1])
+        masks[i] = resize(cells[i], up, order=1, mode="reflect", anti_aliasing=False)[
+            y : y + size[0], x : x + size[1]]
+    return masks.reshape(n, 1, *size)
+
+
+def reference_rise(module: Any, x: torch.Tensor, n: int, batch: int = 100, seed: int = 0) -> torch.Tensor:
+    """The reference RISE (eclique/RISE ``RISE.forward``): saliency (K, H, W) of one image x (1, C, H, W)."""
+    H, W = x.shape[-2:]
+    masks = torch.from_numpy(reference_masks(n, (H, W), seed=seed)).to(x.device)
+    with torch.inference_mode():
+        stack = masks * x  # (N, C, H, W): every masked image at once, as the reference does
+        scores = torch.cat([torch.softmax(module(stack[i : i + batch]).float(), dim=1)
+                            for i in range(0, n, batch)])
+        sal = scores.T @ masks.view(n, H * W)
+    return (sal / n / 0.5).view(-1, H, W)
 
 
 def rise_peak_mib(n_masks: int, device: torch.device, size: int = 512) -> float:
@@ -123,43 +150,143 @@ def rise_peak_mib(n_masks: int, device: torch.device, size: int = 512) -> float:
     return (peak[0] - before) / 2**20
 
 
-def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 2) -> dict[str, Any]:
-    """The speed figures (module docstring) for ``n`` RISE masks on ``n_fields`` foci fields."""
+TARGET = "treated"
+
+
+def _pxap(maps: list[np.ndarray], gts: list[np.ndarray]) -> float:
+    from napari_pcim import metrics
+
+    return float(np.mean([metrics.pxap(m, g) for m, g in zip(maps, gts)]))
+
+
+def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 1,
+            threads: tuple[int, ...] = (1, 2), repeats: int = 3, pcim_sizes: tuple[int, ...] = (512, 2048),
+            memory: bool = False, log: Any = None) -> dict[str, Any]:
+    """The cost-model figures (module docstring) for ``n`` RISE masks on ``n_fields`` foci fields."""
+    from napari_pcim.bench.quality import HELD_OUT_SEED
     from napari_pcim.devices import resolve_device
     from napari_pcim.explainers import explain
-    from napari_pcim.synth import generate_batch
+    from napari_pcim.explainers.batching import tune
+    from napari_pcim.synth import generate_field
 
+    say = log or (lambda _m: None)
     device = resolve_device(device)
     clf, model_name = _classifier(device)
     h, w = clf.meta.input_size
-    fields = generate_batch("foci", n_fields, size=h, seed=0, positive_fraction=1.0).images
+    made = [generate_field("foci", True, size=h, seed=HELD_OUT_SEED + i) for i in range(n_fields)]
+    fields = np.stack([f.image for f in made])
+    gts = [f.labels["gt"] > 0 for f in made]
     x = clf.prepare(fields)
-    explain(clf, fields[:1], method="rise", device=device, n_masks=64)  # warm-up (JIT profiling)
-    floor, best_bs = forward_floor(clf.module, x, n)
-    rise = explain(clf, fields, method="rise", device=device, n_masks=n, batch_size=best_bs)
-    pcim = explain(clf, fields, method="pcim", device=device)
-    rise_pf = rise.timings["total"] / n_fields
-    pcim_pf = pcim.timings["total"] / n_fields
-    return {
-        "model": model_name,
-        "device": str(device),
+    mp = h * w / 1e6
+    before = torch.get_num_threads()
+    out: dict[str, Any] = {
+        "model": model_name, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "input_size": [h, w],
-        "fields": n_fields,
-        "n_masks": n,
-        "best_batch_size": best_bs,
-        "forward_floor_seconds": floor,
-        "rise_seconds_per_field": rise_pf,
-        "rise_over_floor": rise_pf / floor,
-        "pcim_seconds_per_field": pcim_pf,
-        "pcim_steps_run": pcim.n_forward / n_fields,
-        "pcim_over_rise": pcim_pf / rise_pf,
-        "rise_peak_mib_n1000_512": rise_peak_mib(1000, device),
-        "rise_peak_mib_n8000_512": rise_peak_mib(8000, device),
-        "memory_measure": "torch.cuda.max_memory_allocated delta" if device.type == "cuda"
-        else "process RSS peak delta (psutil, 2 ms sampling)",
+        "torch": torch.__version__, "cpu_count": os.cpu_count(), "input_size": [h, w],
+        "fields": n_fields, "n_masks_cap": n, "repeats": repeats, "threads": {},
     }
+    try:
+        for t in threads:
+            torch.set_num_threads(t)
+            explain(clf, fields[:1], method="rise", device=device, n_masks=64)  # warm-up, tunes the batch
+            bs, per_image = tune(clf.module, x[:1], model=clf.sha256)
+            runs: dict[str, list[float]] = {k: [] for k in ("floor", "rise", "rise_cap", "reference", "pcim")}
+            passes: dict[str, float] = {}
+            maps: dict[str, list[np.ndarray]] = {"rise": [], "reference": []}
+            used: list[float] = []
+
+            def floor() -> None:
+                runs["floor"].append(sum(forward_floor(clf.module, x[i:i + 1], n, bs) for i in range(n_fields)))
+
+            def rise(cap: bool) -> None:
+                t0 = time.perf_counter()
+                att = explain(clf, fields, method="rise", target=TARGET, device=device, n_masks=n,
+                              **({"tolerance": 0.0} if cap else {}))
+                runs["rise_cap" if cap else "rise"].append(time.perf_counter() - t0)
+                passes["rise_cap" if cap else "rise"] = att.n_forward
+                if not cap:
+                    used.append(float(att.info.get("masks_used", n)))
+                    maps["rise"] = [att.maps[i, 0] for i in range(n_fields)]
+
+            def reference() -> None:
+                t0 = time.perf_counter()
+                sal = [reference_rise(clf.module, x[i:i + 1], n, seed=i) for i in range(n_fields)]
+                runs["reference"].append(time.perf_counter() - t0)
+                passes["reference"] = n * n_fields
+                k = list(clf.meta.classes).index(TARGET)
+                maps["reference"] = [s[k].cpu().numpy() for s in sal]
+
+            def pcim() -> None:
+                t0 = time.perf_counter()
+                att = explain(clf, fields, method="pcim", target=TARGET, device=device)
+                runs["pcim"].append(time.perf_counter() - t0)
+                passes["pcim"] = att.n_forward
+
+            order = [floor, lambda: rise(False), lambda: rise(True), reference, pcim]
+            for r in range(repeats):
+                for f in order[r % len(order):] + order[: r % len(order)]:  # rotate the order
+                    f()
+                say(f"bench speed: threads {t}, repeat {r + 1}/{repeats} done")
+            med = {k: float(np.median(v)) for k, v in runs.items()}
+            floor_per_pass = med["floor"] / (n * n_fields)
+            row: dict[str, Any] = {"tuned_batch_size": bs, "sweep_seconds_per_image": per_image,
+                                   "floor_seconds_per_image": floor_per_pass,
+                                   "rise_masks_used_mean": float(np.mean(used)),
+                                   "rise_masks_used_share": float(np.mean(used)) / n}
+            for k in ("rise", "rise_cap", "reference", "pcim"):
+                ratios = [a / b for a, b in zip(runs[k], runs["reference"])]
+                row[k] = {
+                    "seconds_per_field": med[k] / n_fields,
+                    "seconds_per_mp": med[k] / n_fields / mp,
+                    "forward_passes_per_mp": passes[k] / n_fields / mp,
+                    "over_floor": med[k] / (passes[k] * floor_per_pass),
+                    "over_reference": float(np.median(ratios)),
+                }
+            row["reference_over_rise"] = 1 / row["rise"]["over_reference"]
+            row["pxap_rise"] = _pxap(maps["rise"], gts)
+            row["pxap_reference"] = _pxap(maps["reference"], gts)
+            out["threads"][str(t)] = row
+        torch.set_num_threads(max(threads))
+        out["pcim_threads"] = max(threads)
+        out["pcim_seconds_per_mp"] = {}
+        for size in pcim_sizes:
+            big = generate_field("foci", True, size=size, seed=HELD_OUT_SEED).image
+            t0 = time.perf_counter()
+            explain(clf, big, method="pcim", device=device)
+            out["pcim_seconds_per_mp"][str(size)] = (time.perf_counter() - t0) / (size * size / 1e6)
+            say(f"bench speed: PCIM {size}² done")
+        if len(pcim_sizes) > 1:
+            sp = out["pcim_seconds_per_mp"]
+            out["pcim_largest_over_smallest"] = sp[str(max(pcim_sizes))] / sp[str(min(pcim_sizes))]
+        if memory:
+            out["rise_peak_mib_n1000_512"] = rise_peak_mib(1000, device)
+            out["rise_peak_mib_n8000_512"] = rise_peak_mib(8000, device)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The figures of :func:`measure` as a plain-text table."""
+    lines = [f"{result['model']} on {result['device']} ({result['device_name']}, {result['cpu_count']} cores), "
+             f"torch {result['torch']}, {result['input_size'][0]}² fields × {result['fields']}, "
+             f"N = {result['n_masks_cap']} (cap), {result['repeats']} repeats, order rotated"]
+    for t, row in result["threads"].items():
+        lines.append(f"\ntorch threads {t}: tuned batch {row['tuned_batch_size']}, floor "
+                     f"{row['floor_seconds_per_image'] * 1e3:.2f} ms/image; RISE used "
+                     f"{row['rise_masks_used_mean']:.0f} masks ({row['rise_masks_used_share']:.0%} of the cap); "
+                     f"PxAP RISE {row['pxap_rise']:.3f} vs reference {row['pxap_reference']:.3f}")
+        lines.append(f"  {'method':10s} {'s/MP':>9s} {'passes/MP':>10s} {'÷ floor':>8s} {'÷ reference':>12s}")
+        for k in ("rise", "rise_cap", "reference", "pcim"):
+            r = row[k]
+            lines.append(f"  {k:10s} {r['seconds_per_mp']:9.2f} {r['forward_passes_per_mp']:10.0f} "
+                         f"{r['over_floor']:8.2f} {r['over_reference']:12.2f}")
+    for size, v in result.get("pcim_seconds_per_mp", {}).items():
+        lines.append(f"PCIM {size}²: {v:.2f} s/MP (torch threads {result['pcim_threads']})")
+    if "pcim_largest_over_smallest" in result:
+        lines.append(f"PCIM s/MP largest ÷ smallest field: {result['pcim_largest_over_smallest']:.2f}")
+    for k in ("rise_peak_mib_n1000_512", "rise_peak_mib_n8000_512"):
+        if k in result:
+            lines.append(f"{k}: {result[k]:.1f}")
+    return "\n".join(lines)

@@ -36,11 +36,17 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     p = sub.add_parser("bench", help="benchmarks that print figures")
     bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui}", required=True)
 
-    s = bench.add_parser("speed", help="explainer wall time, forward-pass floor and memory")
+    s = bench.add_parser("speed", help="cost model: s/MP, passes/MP, ÷ forward floor, ÷ reference RISE")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument("--n", type=_at_least_one, default=4000, help="RISE masks per field (default 4000)")
+    s.add_argument("--n", type=_at_least_one, default=4000, help="RISE mask cap per field (default 4000)")
     s.add_argument("--fields", type=_at_least_one, default=2, help="fields timed per method (default 2)")
+    s.add_argument("--threads", type=_at_least_one, nargs="+", default=[1, 2],
+                   help="torch thread counts (default 1 2)")
+    s.add_argument("--repeats", type=_at_least_one, default=3, help="repeats, order rotated (default 3)")
+    s.add_argument("--pcim-sizes", type=_at_least_one, nargs="*", default=[512, 2048],
+                   help="field sides for PCIM seconds per megapixel (default 512 2048)")
+    s.add_argument("--memory", action="store_true", help="also RISE's peak extra memory at 512²")
     s.set_defaults(handler="napari_pcim.cli.bench:bench_speed")
 
     q = bench.add_parser("quality", help="localisation and fidelity of every method")
@@ -76,15 +82,13 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
 
 
 def bench_speed(args: argparse.Namespace) -> int:
-    """``napari-pcim bench speed [--device D] [--n N] [--fields F] [--json]``."""
-    from napari_pcim.bench.speed import measure
+    """``napari-pcim bench speed [--threads 1 2] [--n N] [--fields F] [--pcim-sizes ...] [--json]``."""
+    from napari_pcim.bench.speed import format_table, measure
 
-    result = measure(args.device, n=args.n, n_fields=args.fields)
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=1))
-    else:
-        for key, value in result.items():
-            print(f"{key:28s} {value:.4g}" if isinstance(value, float) else f"{key:28s} {value}")
+    result = measure(args.device, n=args.n, n_fields=args.fields, threads=tuple(args.threads),
+                     repeats=args.repeats, pcim_sizes=tuple(args.pcim_sizes), memory=args.memory,
+                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=1) if getattr(args, "json", False) else format_table(result))
     return 0
 
 
@@ -138,9 +142,14 @@ def bench_plate(args: argparse.Namespace) -> int:
         return 0
     for key, value in figures.items():
         print(f"{key:34s} {value}")
-    print("\npredicted wall time for a 384-well plate with 4 fields (1536 fields):")
-    for n in (1, 2, 4, 8):
-        print(f"  {n} worker(s): {cost(figures, 1536, n) / 60:8.1f} min")
+    print(f"\nprojection of the measured {figures['fields']}-field run: "
+          f"{figures['projected_in_process_seconds']:.1f} s vs measured "
+          f"{figures['measured_in_process_seconds']:.1f} s ({figures['projection_error']:+.0%}; "
+          f"{'within' if figures['projection_within_20pct'] else 'NOT within'} 20 %)")
+    print("projected wall time, 384-well plate × 4 fields (1536 fields), one thread per worker:")
+    for side, row in figures["plate_384x4"].items():
+        cells = "  ".join(f"{w} worker(s) {s / 3600:6.2f} h" for w, s in row.items())
+        print(f"  {side}²: {cells}")
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields as dc_fields
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from napari_pcim.baseline_images import make_baseline
 from napari_pcim.classifier import Classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.explainers.attribution import Attribution
+from napari_pcim.explainers.batching import tuned_batch_size
 from napari_pcim.explainers.channels import apportion, channel_ablation, positive_shares
 from napari_pcim.explainers.memory import check_fits, estimate_bytes
 from napari_pcim.explainers.options import validate_options
@@ -33,8 +35,10 @@ from napari_pcim.explainers.registry import DEFAULT_METHOD, Explainer, Job, get_
 from napari_pcim.explainers.runtime import NonFinite
 from napari_pcim.tiling import TilePlan
 
-#: Tiles per model call in the probability pass of a method without a ``batch_size`` option.
+#: Tiles per model call for the memory estimate when the batch size is tuned (.batching).
 DEFAULT_BATCH = 16
+#: Entries of a method's ``stats`` copied into ``Attribution.info`` (RISE's stopping record).
+_INFO = ("masks_used", "converged", "noise_ratio")
 
 
 def _resolve_options(entry: Explainer, options: dict[str, Any]) -> Any:
@@ -188,7 +192,10 @@ def explain(
     whose memory estimate exceeds the free memory, raise ``ValueError`` before any
     compute. NaN or inf from the model, or in a map, raise ``ValueError`` naming the
     field, the model file and the stage. Tiles go through the model in batches of
-    the method's ``batch_size`` (16 for methods without one). ``per_channel=True``
+    the method's ``batch_size``; when it is None (the default), or the method has
+    none, the batch size is tuned for the model, device, threads and tile
+    (:func:`~.batching.tuned_batch_size`, cached) and recorded in ``options`` and
+    ``info``. ``per_channel=True``
     also fills ``channel_maps``, ``channel_importance`` and ``channel_names``
     (:mod:`.channels`: the method's own decomposition when its registry entry has one,
     else channel ablation).
@@ -209,7 +216,8 @@ def explain(
     if entry.check is not None:
         entry.check(opts, classifier, (N, Y, X))
     plan = TilePlan.for_classifier(meta, (Y, X))
-    batch_size = int(getattr(opts, "batch_size", DEFAULT_BATCH))
+    explicit = getattr(opts, "batch_size", None)
+    batch_size = int(explicit or DEFAULT_BATCH)
     n_targets = len(classes) if mode == "all" else 1
     n_maps = n_targets * (len(meta.channels) + 1) if per_channel else n_targets
 
@@ -225,6 +233,10 @@ def explain(
         p.requires_grad_(False)
     try:
         x = classifier.prepare(arr, plate_channels)  # (N, C, Y, X) normalised, on dev
+        if explicit is None:  # an explicit batch_size wins; else the tuned one (.batching)
+            batch_size = tuned_batch_size(module, plan.tiles(x)[:1], model=classifier.sha256)
+            if hasattr(opts, "batch_size"):
+                opts = replace(opts, batch_size=batch_size)
         with torch.inference_mode():
             logits = torch.cat([classifier.field_logits(x[i : i + 1], batch_size) for i in range(N)])
             classifier.check_logits(logits, names, "probability pass")
@@ -285,6 +297,8 @@ def explain(
         device=str(dev), n_forward=int(job.stats.get("forward_passes", 0)),
         channel_maps=channel_maps, channel_importance=importance,
         channel_names=tuple(meta.channels) if per_channel else None,
+        info={"batch_size": batch_size, "batch_size_tuned": explicit is None,
+              **{k: job.stats[k] for k in _INFO if k in job.stats}},
     )
 
 

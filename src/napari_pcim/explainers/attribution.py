@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,11 @@ class Attribution:
     (the classifier's channel order). Gradient methods and PCIM decompose the map
     (the channel maps sum to it); the others apportion it by channel ablation
     (:mod:`napari_pcim.explainers.channels`). Otherwise all three are None.
+
+    ``info``: how the run went: ``batch_size`` (images per model call) and
+    ``batch_size_tuned`` (True when :mod:`.batching` chose it); RISE adds
+    ``masks_used`` (≤ ``n_masks``), ``converged`` (1.0 when it stopped on its
+    tolerance) and ``noise_ratio`` (the last check's noise ÷ map variance).
     """
 
     maps: np.ndarray
@@ -43,6 +48,7 @@ class Attribution:
     channel_maps: np.ndarray | None = None
     channel_importance: np.ndarray | None = None
     channel_names: tuple[str, ...] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
     def _class_index(self, target: int | str) -> int:
         if isinstance(target, str):
@@ -85,6 +91,7 @@ class Attribution:
             "timings": {k: float(v) for k, v in self.timings.items()},
             "device": self.device,
             "n_forward": int(self.n_forward),
+            "info": {k: _json_safe(v) for k, v in self.info.items()},
             **({} if self.channel_importance is None else {
                 "channel_names": list(self.channel_names or ()),
                 "channel_importance": self.channel_importance.astype(float).tolist(),

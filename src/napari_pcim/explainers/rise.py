@@ -47,6 +47,10 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 #: masks generated per chunk; fixed so the random stream (and the result) does
 #: not depend on the forward batch size or on out-of-memory retries.
 MASK_CHUNK = 64
+#: masks per convergence round: the map is checked every ROUND masks (a multiple of MASK_CHUNK).
+ROUND = 256
+#: images per forward pass when ``batch_size`` is None and nothing tunes it (``explain()`` does).
+FALLBACK_BATCH = 16
 
 Segmentation = Literal["grid", "labels", "slic"]
 SEGMENTATIONS: tuple[str, ...] = get_args(Segmentation)
@@ -58,8 +62,13 @@ MAX_GRID = 128
 class RISEOptions:
     """RISE's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    n_masks: int = field(default=4000, metadata={"help": "number of random masks N", "min": 1,
-                                                 "main": True})
+    n_masks: int = field(default=4000, metadata={
+        "help": "most random masks N (fewer when the map converges first, see tolerance)", "min": 1,
+        "main": True})
+    tolerance: float = field(default=0.05, metadata={
+        "help": "stop once the map's estimated noise is below this fraction of its variance "
+                "(checked every 256 masks); 0: always draw n_masks", "min": 0, "max": 1,
+        "max_open": True})
     grid: int = field(default=8, metadata={
         "help": "s: mask grid cells per side (segmentation=grid); at most the tile side",
         "min": 1, "max": MAX_GRID, "main": True})
@@ -68,7 +77,9 @@ class RISEOptions:
         "max": 1, "max_open": True, "main": True})
     baseline: Baseline = baseline_field("what masked pixels become")
     blur_sigma: float | None = blur_sigma_field()
-    batch_size: int = field(default=64, metadata={"help": "images per forward pass", "min": 1})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "images per forward pass (empty: tuned for this model, device, threads and tile)",
+        "min": 1})
     segmentation: Segmentation = field(
         default="grid", metadata={"help": "mask units: grid cells, label regions or SLIC superpixels"}
     )
@@ -137,32 +148,48 @@ def rise_attribute(
     raw_zero: torch.Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    stats: dict[str, float] | None = None,
+    stats: dict[str, Any] | None = None,
+    tiles_per_field: int = 1,
+    on_round: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """RISE saliency (B, T, H, W) of ``inputs`` (B, C, H, W) for ``targets`` (B, T) class indices.
 
-    ``options`` (default :class:`RISEOptions`) give N, p, the baseline, the batch
-    size, centring and mixed precision. Each image has its own scores; one mask
-    set serves all images (grid masks) or each image gets its own (region masks,
+    ``options`` (default :class:`RISEOptions`) give N (the cap), the tolerance, p, the
+    baseline, the batch size, centring and mixed precision. Each image has its own scores;
+    one mask set serves all images (grid masks) or each image gets its own (region masks,
     shape (n, B, H, W)). ``masks`` defaults to :class:`GridMasks` (``options.grid``)
     seeded with ``seed``; region segmentations need ``masks`` (``explain()`` builds
     them). ``baselines`` default to ``make_baseline(inputs, options.baseline)``.
-    ``progress(done, total)`` counts images through the model; ``should_stop()``
-    is polled before every forward batch and raises ``Cancelled``. With
-    ``options.mixed_precision`` on CUDA the forward passes are autocast to bf16/fp16
-    when that leaves the probabilities unchanged (:func:`autocast_dtype`). On CUDA
-    out-of-memory the batch is halved and retried (logged). ``stats`` receives
-    ``forward_passes`` and ``forward_seconds``. ``options.center`` subtracts each
-    image's mean score s̄_k: ``S_k = Σ_i (score_k,i − s̄_k) · M_i / (N · p)`` (the
-    paper's map minus ``s̄_k · Σ_i M_i / (N · p)``), which removes the per-image
-    offset E[score].
+    ``progress(done, total)`` counts masks (of the cap ``n_masks``; a converged run
+    ends with ``done == total`` = the masks used); ``should_stop()`` is polled before
+    every forward batch and raises ``Cancelled``. With ``options.mixed_precision`` on
+    CUDA the forward passes are autocast to bf16/fp16 when that leaves the probabilities
+    unchanged (:func:`autocast_dtype`). On CUDA out-of-memory the batch is halved and
+    retried (logged). ``options.batch_size`` None means :data:`FALLBACK_BATCH` here
+    (``explain()`` tunes it per model, see :mod:`.batching`).
+
+    **Stopping when converged.** Every :data:`ROUND` masks (from ``2 · ROUND`` on) the
+    noise of the running map is estimated per pixel as the variance of the mean of the
+    per-mask terms ``(score − s̄) · M / p``, and compared with the map's variance across
+    the pixels of each field (``tiles_per_field`` consecutive images) and target. RISE
+    stops when, for every field and target, noise ÷ variance < ``options.tolerance``
+    (0 never stops early). ``on_round(masks, maps, ratios)`` sees the running maps and
+    the (fields, T) ratios after each round (the tuning benchmark uses it).
+
+    ``stats`` receives ``forward_passes``, ``forward_seconds``, ``masks_used``,
+    ``converged`` (1.0/0.0) and ``noise_ratio`` (the last round's largest ratio).
+    ``options.center`` subtracts each image's mean score s̄_k:
+    ``S_k = Σ_i (score_k,i − s̄_k) · M_i / (N · p)`` (the paper's map minus
+    ``s̄_k · Σ_i M_i / (N · p)``), which removes the per-image offset E[score].
     """
     opts = options or RISEOptions()
     validate_options(opts, "RISE")
-    n_masks, p, center = opts.n_masks, opts.p, opts.center
+    n_masks, p, center, tol = opts.n_masks, opts.p, opts.center, float(opts.tolerance)
     device = inputs.device
     B, C, H, W = inputs.shape
     T = targets.shape[1]
+    if B % tiles_per_field:
+        raise ValueError(f"RISE: {B} images are not whole fields of {tiles_per_field} tiles")
     if masks is None:
         if opts.segmentation != "grid":
             raise ValueError(f"RISE segmentation={opts.segmentation!r} needs masks= (explain() builds them)")
@@ -171,16 +198,14 @@ def rise_attribute(
         baselines = make_baseline(inputs, opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
     low = autocast_dtype(forward, inputs) if device.type == "cuda" and opts.mixed_precision else None
     tgt = targets.to(device)
-    sal = torch.zeros(B, T, H * W, device=device)
-    score_sum = torch.zeros(B, T, device=device)
-    mask_sum = torch.zeros(B, H * W, device=device)
-    total = n_masks * B
+    track = tol > 0 or on_round is not None
+    acc = _Sums(B, T, H * W, device, track)
     done = 0
     n_forward = 0
     t_fwd = 0.0
     # Bound one forward batch to ~2^24 input values (64 MiB float32) so memory stays
     # flat on large images; the result does not depend on the batch size.
-    batch = max(1, min(opts.batch_size, 2**24 // (C * H * W)))
+    batch = max(1, min(opts.batch_size or FALLBACK_BATCH, 2**24 // (C * H * W)))
 
     def scores_of(x: torch.Tensor) -> torch.Tensor:
         nonlocal t_fwd
@@ -206,6 +231,7 @@ def rise_attribute(
 
     cut: tuple[int, int] | None = None
     batch_images = torch.zeros(0, dtype=torch.long)
+    converged, ratio = False, float("nan")
     with torch.inference_mode():
         made = 0
         while made < n_masks:
@@ -238,24 +264,76 @@ def rise_attribute(
                     continue
                 work.popleft()
                 sc = probs.gather(2, tgt[None, b0:b1].expand(nm, nb, T))  # (nm, nb, T)
-                flat = m.reshape(nm, m.shape[1], H * W)
-                if shared:  # one matrix product: (nb·T, nm) @ (nm, H·W)
-                    sal[b0:b1] += (sc.reshape(nm, nb * T).T @ flat[:, 0]).view(nb, T, H * W)
-                else:  # each image its own masks: batched over images
-                    sal[b0:b1] += torch.einsum("nbt,nbq->btq", sc, flat)
-                if center:
-                    score_sum[b0:b1] += sc.sum(0)
-                    mask_sum[b0:b1] += flat.sum(0)
+                acc.add(sc, m.reshape(nm, m.shape[1], H * W), b0, b1, shared)
                 n_forward += nm * nb
                 done += nm * nb
-                report(progress, done, total)
+                report(progress, done // B, n_masks)
             made += n
+            if track and made % ROUND == 0 and made >= 2 * ROUND and made < n_masks:
+                maps, ratios = acc.check(made, p, center, tiles_per_field)
+                ratio = float(ratios.max())
+                if on_round is not None:
+                    on_round(made, maps.view(B, T, H, W), ratios)
+                if tol > 0 and ratio < tol:
+                    converged = True
+                    report(progress, made, made)
+                    break
     if stats is not None:
-        stats["forward_passes"] = n_forward
-        stats["forward_seconds"] = t_fwd
-    if center:
-        sal -= (score_sum / n_masks)[:, :, None] * mask_sum[:, None, :]
-    return (sal / (n_masks * p)).view(B, T, H, W)
+        stats.update(forward_passes=n_forward, forward_seconds=t_fwd, masks_used=made,
+                     converged=float(converged), noise_ratio=ratio)
+    return acc.map(made, p, center).view(B, T, H, W)
+
+
+class _Sums:
+    """RISE's running sums; with ``track`` also those of the per-pixel noise estimate."""
+
+    def __init__(self, B: int, T: int, HW: int, device: torch.device, track: bool) -> None:
+        self.sal = torch.zeros(B, T, HW, device=device)  # Σ s·M
+        self.score = torch.zeros(B, T, device=device)  # Σ s
+        self.mask = torch.zeros(B, HW, device=device)  # Σ M
+        self.track = track
+        if track:
+            self.s2m2 = torch.zeros(B, T, HW, device=device)  # Σ s²·M²
+            self.sm2 = torch.zeros(B, T, HW, device=device)  # Σ s·M²
+            self.m2 = torch.zeros(B, HW, device=device)  # Σ M²
+
+    def add(self, sc: torch.Tensor, flat: torch.Tensor, b0: int, b1: int, shared: bool) -> None:
+        """Add scores ``sc`` (nm, nb, T) of masks ``flat`` (nm, 1 or nb, H·W) of images b0:b1."""
+        nm, nb, T = sc.shape
+        HW = flat.shape[2]
+
+        def dot(s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+            if shared:  # one matrix product: (nb·T, nm) @ (nm, H·W)
+                return (s.reshape(nm, nb * T).T @ f[:, 0]).view(nb, T, HW)
+            return torch.einsum("nbt,nbq->btq", s, f)  # each image its own masks
+
+        self.sal[b0:b1] += dot(sc, flat)
+        self.score[b0:b1] += sc.sum(0)
+        self.mask[b0:b1] += flat.sum(0)
+        if self.track:
+            sq = flat * flat
+            self.s2m2[b0:b1] += dot(sc * sc, sq)
+            self.sm2[b0:b1] += dot(sc, sq)
+            self.m2[b0:b1] += sq.sum(0)
+
+    def map(self, n: int, p: float, center: bool) -> torch.Tensor:
+        """The RISE map (B, T, H·W) after ``n`` masks."""
+        if not center:
+            return self.sal / (n * p)
+        return (self.sal - (self.score / n)[:, :, None] * self.mask[:, None, :]) / (n * p)
+
+    def check(self, n: int, p: float, center: bool, per_field: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps, ratios): the running maps and, per field and target, mean noise ÷ map variance."""
+        maps = self.map(n, p, center)
+        c = (self.score / n)[:, :, None] if center else torch.zeros_like(self.score)[:, :, None]
+        second = (self.s2m2 - 2 * c * self.sm2 + c * c * self.m2[:, None, :]) / (n * p * p)
+        noise = (second - maps * maps).clamp_min(0) / n  # variance of the running mean
+        B, T, HW = maps.shape
+        by_field = maps.view(B // per_field, per_field, T, HW).transpose(1, 2).reshape(B // per_field, T, -1)
+        spread = by_field.var(dim=2)
+        noise_f = noise.view(B // per_field, per_field, T, HW).mean(dim=(1, 3))
+        ratios = torch.where(spread > 0, noise_f / spread.clamp_min(1e-30), torch.ones_like(spread))
+        return maps, ratios
 
 
 def autocast_dtype(forward: Forward, tiles: torch.Tensor) -> torch.dtype | None:
@@ -309,7 +387,7 @@ def _attribute(job: Job, opts: RISEOptions) -> torch.Tensor:
     return rise_attribute(
         job.forward, job.tiles, job.targets, options=opts, masks=_masks(job, opts),
         baselines=job.baselines, progress=job.progress, should_stop=job.should_stop,
-        stats=job.stats,
+        stats=job.stats, tiles_per_field=job.plan.n_tiles,
     )
 
 

@@ -30,6 +30,7 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,7 +50,7 @@ from napari_pcim._napari.widgets.options import OptionsForm
 from napari_pcim._napari.widgets.qt import DockProgress, ProgressRelay
 from napari_pcim._napari.widgets.readout import scale_caption
 from napari_pcim._napari.widgets.session import get_session
-from napari_pcim._napari.widgets.workers import RunContext, explain_field
+from napari_pcim._napari.widgets.workers import RunContext, estimate_seconds, explain_field
 from napari_pcim.layers import KIND, TOP_FRACTION, result_layer_data
 from napari_pcim.vocabulary import field_label
 
@@ -59,6 +60,12 @@ if TYPE_CHECKING:
 
     from napari_pcim.classifier import Classifier
     from napari_pcim.explainers import Attribution
+
+
+class _EstimateSignal(QObject):
+    """Carries an estimate from its computing thread to the GUI thread."""
+
+    ready = Signal(object, object)  # (request key, (typical, most) seconds or None)
 
 
 def offered_methods() -> tuple[str, ...]:
@@ -97,6 +104,11 @@ class ExplainWidget(QWidget):
         self.run_btn = QPushButton("Run")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
+        self.estimate = QLabel()  # "about 40 s on this machine", from the cost model
+        self.estimate.setWordWrap(True)
+        self._estimate_key: Any = None
+        self._estimate_signal = _EstimateSignal()
+        self._estimate_signal.ready.connect(self._show_estimate)
         self.status = QLabel("Load a plate, a well and a model first.")
         self.status.setWordWrap(True)
         self.progress = DockProgress()
@@ -118,6 +130,7 @@ class ExplainWidget(QWidget):
         layout.addLayout(self.options_holder)
         layout.addWidget(self.top_box)
         layout.addWidget(self.channel_panel)
+        layout.addWidget(self.estimate)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.plate_panel)
@@ -133,6 +146,7 @@ class ExplainWidget(QWidget):
         s.classifier_changed.connect(self._on_classifier)
         s.current_changed.connect(self._update_enabled)
         s.plate_changed.connect(self._update_enabled)
+        s.current_changed.connect(self.update_estimate)
         active = napari_viewer.layers.selection.events.active
         active.connect(self._show_scale)
         self.destroyed.connect(lambda *_: active.disconnect(self._show_scale))
@@ -143,6 +157,7 @@ class ExplainWidget(QWidget):
         s.classifier_changed.disconnect(self._on_classifier, missing_ok=True)
         s.current_changed.disconnect(self._update_enabled, missing_ok=True)
         s.plate_changed.disconnect(self._update_enabled, missing_ok=True)
+        s.current_changed.disconnect(self.update_estimate, missing_ok=True)
 
     def _show_scale(self, *_: Any) -> None:
         self.scale_note.setText(scale_caption(self.viewer.layers.selection.active))
@@ -173,6 +188,8 @@ class ExplainWidget(QWidget):
         if method not in self._forms:
             self._forms[method] = OptionsForm(method, options_class(method))
             self.options_holder.addWidget(self._forms[method])
+            for editor in self._forms[method].editors.values():
+                editor.changed.connect(lambda *_: self.update_estimate())
         return self._forms[method]
 
     def current_options(self) -> dict[str, Any]:
@@ -212,6 +229,55 @@ class ExplainWidget(QWidget):
         for form in self._forms.values():
             form.setVisible(form is current)
         self._update_enabled()
+        self.update_estimate()
+
+    # -- time estimate ---------------------------------------------------------------------------
+    def update_estimate(self, *_: Any) -> None:
+        """Estimate the current field's run time from the cost model, off the GUI thread.
+
+        The first estimate for a model, device and thread count times a short batch-size
+        sweep (:mod:`napari_pcim.explainers.batching`, cached, reused by the run); the
+        result arrives through a signal and fills :attr:`estimate`.
+        """
+        s = self.session
+        view, clf = s.current_view(), s.classifier
+        try:
+            options = self.form().values() if view is not None and clf is not None else None
+        except ValueError:
+            options = None
+        if options is None:
+            self._estimate_key = None
+            self.estimate.setText("")
+            return
+        shape = tuple(int(v) for v in view.data.shape[-2:])
+        key = (id(clf), s.device, self.method, repr(sorted(options.items())), shape)
+        if key == self._estimate_key:
+            return
+        self._estimate_key = key
+        self.estimate.setText("Estimate: measuring this machine…")
+        signal, method = self._estimate_signal, self.method
+
+        def work() -> None:
+            try:
+                result = estimate_seconds(clf, s.device, method, options, shape)
+            except Exception:  # noqa: BLE001 - an estimate never breaks the dock
+                result = None
+            try:
+                signal.ready.emit(key, result)
+            except RuntimeError:  # the dock was closed meanwhile
+                pass
+
+        threading.Thread(target=work, name="napari-pcim estimate", daemon=True).start()
+
+    def _show_estimate(self, key: Any, result: Any) -> None:
+        if key != self._estimate_key:
+            return  # a newer request is on its way
+        if result is None:
+            self.estimate.setText("Estimate: not available for this method.")
+        else:
+            from napari_pcim.explainers.batching import estimate_text
+
+            self.estimate.setText(f"Estimate: {estimate_text(*result)}.")
 
     def _on_classifier(self, classifier: Classifier | None) -> None:
         from napari_pcim.explainers import method_label, unavailable_reason

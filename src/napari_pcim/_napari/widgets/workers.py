@@ -98,3 +98,36 @@ def explain_plate(
             job, store, plate=plate, classifier=classifier, progress=progress,
             should_stop=should_stop, skip_failed=skip_failed,
         )
+
+
+#: The explainer's own work beyond the model calls (masks, sums, blending), as a factor
+#: on the forward passes (``bench speed`` measures RISE at 1.0–1.2× its forward floor).
+OVERHEAD = 1.15
+
+
+def estimate_seconds(classifier: Classifier, device: str, method: str, options: dict[str, Any],
+                     field_shape: tuple[int, int]) -> tuple[float, float] | None:
+    """(typical, most) seconds to explain one field of ``field_shape`` on this machine.
+
+    The cost model of ``bench speed``: the method's forward passes
+    (:func:`~napari_pcim.explainers.batching.forward_passes`) times the model's seconds
+    per image at its tuned batch size with the worker's torch threads (a short sweep the
+    first time per model, device, threads and tile, then cached; explain() reuses it).
+    None for a method the model does not cover.
+    """
+    import torch
+
+    from napari_pcim.devices import resolve_device
+    from napari_pcim.explainers.batching import forward_passes, tune
+    from napari_pcim.tiling import TilePlan
+
+    plan = TilePlan.for_classifier(classifier.meta, tuple(field_shape))
+    passes = forward_passes(method, options, plan.n_tiles)
+    if passes is None:
+        return None
+    dev = resolve_device(device)
+    classifier.to(dev)
+    sample = torch.zeros(1, len(classifier.meta.channels), *plan.tile, device=dev)
+    with _compute_threads():
+        _, per_image = tune(classifier.module, sample, model=classifier.sha256)
+    return passes[0] * per_image * OVERHEAD, passes[1] * per_image * OVERHEAD

@@ -1,0 +1,138 @@
+"""Choosing RISE's defaults on the TUNING fields (never the evaluation fields).
+
+``python -m napari_pcim.bench.rise_tuning configs`` compares mask settings (grid, p,
+SLIC) by rank-based localisation (PxAP, relevance rank, ROC AUC, pointing game) on
+treated tuning fields (:data:`napari_pcim.bench.quality.TUNING_SEED`) of each
+phenotype; ``... stopping`` runs the chosen defaults to the cap with the convergence
+check recording every round, and reports, per tolerance, the masks used and whether
+each metric's mean at the stopping point lies inside the 95 % bootstrap CI of the
+full-cap map's. The figures go to stdout as JSON lines and a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+RANK_METRICS = ("pxap", "relevance_rank", "roc_auc", "pointing_game")
+CONFIGS: dict[str, dict[str, Any]] = {
+    "grid8 p0.5": {"grid": 8, "p": 0.5},
+    "grid16 p0.1": {"grid": 16, "p": 0.1},
+    "slic200 p0.1": {"segmentation": "slic", "n_segments": 200, "p": 0.1},
+}
+TOLERANCES = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def _scores(amap: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    from napari_pcim import metrics
+
+    return {"pxap": metrics.pxap(amap, gt), "relevance_rank": metrics.relevance_rank_accuracy(amap, gt),
+            "roc_auc": metrics.roc_auc(amap, gt), "pointing_game": metrics.pointing_game(amap, gt)}
+
+
+def rounds(clf: Any, raw: np.ndarray, target: int, options: dict[str, Any], seed: int
+           ) -> tuple[list[int], list[np.ndarray], list[float], dict[str, float]]:
+    """RISE on one field at the classifier's input size: (masks, maps, ratios) per round + stats."""
+    import torch
+
+    from napari_pcim.baseline_images import make_baseline
+    from napari_pcim.explainers.regions import RegionMasks, slic_labels
+    from napari_pcim.explainers.rise import GridMasks, RISEOptions, rise_attribute
+
+    opts = RISEOptions(**options)
+    x = clf.prepare(raw[None])
+    gen = torch.Generator().manual_seed(seed)
+    if opts.segmentation == "slic":
+        lab = torch.from_numpy(slic_labels(x[0].cpu().numpy(), opts.n_segments))[None]
+        masks = RegionMasks(lab, opts.p, opts.region_sigma, gen)
+    else:
+        masks = GridMasks(tuple(x.shape[-2:]), opts.grid, opts.p, gen, x.device)
+    base = make_baseline(x, opts.baseline, raw_zero=clf.raw_zero(x.device), blur_sigma=opts.blur_sigma)
+    made: list[int] = []
+    maps: list[np.ndarray] = []
+    ratios: list[float] = []
+
+    def on_round(n: int, m: Any, r: Any) -> None:
+        made.append(n)
+        maps.append(m[0, 0].cpu().numpy().copy())
+        ratios.append(float(r.max()))
+
+    stats: dict[str, float] = {}
+    final = rise_attribute(clf.module, x, torch.tensor([[target]]), options=opts, masks=masks,
+                           baselines=base, on_round=on_round, stats=stats)
+    made.append(opts.n_masks)
+    maps.append(final[0, 0].cpu().numpy())
+    ratios.append(float("nan"))
+    return made, maps, ratios, stats
+
+
+def run(stage: str, models: list[str], n_fields: int, cap: int, options: dict[str, Any],
+        out: Any = sys.stdout) -> list[dict[str, Any]]:
+    """One tuning stage; returns (and prints) one row per model × setting."""
+    from napari_pcim import synth
+    from napari_pcim.bench.quality import TUNING_SEED, bootstrap_ci
+    from napari_pcim.classifier import bundled_model_path, load_classifier
+
+    rows = []
+    for name in models:
+        clf = load_classifier(bundled_model_path(name), device="cpu")
+        phenotype = name.split("_")[0]
+        side = int(clf.meta.input_size[0])
+        target = list(clf.meta.classes).index("treated")
+        fields = [synth.generate_field(phenotype, True, size=side, seed=TUNING_SEED + i)
+                  for i in range(n_fields)]
+        configs = CONFIGS if stage == "configs" else {"default": {}}
+        for label, cfg in configs.items():
+            t0 = time.perf_counter()
+            runs = [rounds(clf, f.image, target, {**options, **cfg, "n_masks": cap}, TUNING_SEED + i)
+                    for i, f in enumerate(fields)]
+            secs = (time.perf_counter() - t0) / n_fields
+            gts = [f.labels["gt"] > 0 for f in fields]
+            full = [_scores(r[1][-1], gt) for r, gt in zip(runs, gts)]
+            row: dict[str, Any] = {"model": name, "setting": label, "cap": cap, "fields": n_fields,
+                                   "seconds_per_field": round(secs, 2)}
+            for m in RANK_METRICS:
+                mean, lo, hi = bootstrap_ci([s[m] for s in full], n_boot=2000, seed=TUNING_SEED)
+                row[m] = [round(mean, 3), round(lo, 3), round(hi, 3)]
+            if stage == "stopping":
+                for tol in TOLERANCES:
+                    stops = [next((k for k, r in enumerate(rr[2]) if r < tol), len(rr[0]) - 1) for rr in runs]
+                    used = [rr[0][k] for rr, k in zip(runs, stops)]
+                    at = [_scores(rr[1][k], gt) for rr, k, gt in zip(runs, stops, gts)]
+                    means = {m: float(np.nanmean([s[m] for s in at])) for m in RANK_METRICS}
+                    row[f"tol {tol}"] = {
+                        "masks_mean": round(float(np.mean(used)), 1), "masks_max": int(max(used)),
+                        "within_ci": all(row[m][1] <= means[m] <= row[m][2] for m in RANK_METRICS),
+                        **{m: round(v, 3) for m, v in means.items()}}
+            rows.append(row)
+            print(json.dumps(row), file=out, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m napari_pcim.bench.rise_tuning {configs,stopping} [--fields F] [--cap N]``."""
+    p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.rise_tuning")
+    p.add_argument("stage", choices=("configs", "stopping"))
+    p.add_argument("--models", nargs="+", default=None)
+    p.add_argument("--fields", type=int, default=4)
+    p.add_argument("--cap", type=int, default=None)
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # a shared 2-core machine: one core per tuning job
+    if a.stage == "configs":
+        models = a.models or ["foci_vgg", "translocation_vgg", "worms_vgg"]
+        run("configs", models, a.fields, a.cap or 1000, {"tolerance": 0.0})
+    else:
+        models = a.models or ["foci_vgg", "foci_pixelcam", "foci_resnet", "translocation_vgg", "worms_vgg"]
+        run("stopping", models, a.fields, a.cap or 4000, {"tolerance": 0.0})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
