@@ -18,7 +18,7 @@ file, method, target, seed and options; a store made with anything different is 
 next run. Fields are 0-based in records, CSV and messages.
 """
 
-from napari_pcim.batch.job import BatchJob, BatchReport, field_seed, plan_fields
+from napari_pcim.batch.job import BatchJob, BatchReport, field_seed, plan_fields, plate_identity, reading_of
 from napari_pcim.batch.runner import FieldError, process_field, run_plate
 from napari_pcim.batch.store import (
     FORMAT_KEY,

@@ -23,7 +23,10 @@ class BatchJob:
 
     ``per_channel``: also compute per-channel attribution (``explain(..., per_channel=True)``):
     the records get one ``importance_<channel>`` column per channel and the field groups
-    hold the channel maps.
+    hold the channel maps. ``reading``: how the plate is read, as
+    :func:`~napari_pcim.plate_io.open_plate` keywords (``z`` plane or projection, ``t``
+    time point, ``channel_map``, ``pattern``; see :func:`reading_of`); it is recorded in
+    the store and fingerprinted, so a store of one plane is never mixed with another's.
     """
 
     plate: str
@@ -36,6 +39,7 @@ class BatchJob:
     wells: list[str] | None = None
     fields: list[int] | None = None
     per_channel: bool = False
+    reading: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self, model_sha256: str, plate_identity: dict[str, str]) -> str:
         """Hash of what determines the maps: model, method, target, seed, options and plate
@@ -49,7 +53,25 @@ class BatchJob:
         return {"model_sha256": model_sha256, "method": self.method, "target": self.target,
                 "seed": self.seed, "options": self.options, **plate_identity,
                 # only when set, so stores made without it keep their fingerprint
-                **({"per_channel": True} if self.per_channel else {})}
+                **({"per_channel": True} if self.per_channel else {}),
+                **({"reading": self.reading} if self.reading else {})}
+
+
+def reading_of(plate: Any, pattern: str | None = None) -> dict[str, Any]:
+    """The :func:`~napari_pcim.plate_io.open_plate` keywords that reopen ``plate`` as it is
+    read now: its z choice and time point when it has several, its channel map when it
+    has one, and the file-name ``pattern`` when one was given. Empty for a plain plate."""
+    planes = dict(getattr(plate, "planes", None) or {})
+    out: dict[str, Any] = {}
+    if planes.get("n_z", 1) > 1 and planes.get("z") is not None:
+        out["z"] = planes["z"]
+    if planes.get("n_t", 1) > 1:
+        out["t"] = int(planes.get("t") or 0)
+    if getattr(plate, "channel_map", None):
+        out["channel_map"] = dict(plate.channel_map)
+    if pattern:
+        out["pattern"] = pattern
+    return out
 
 
 def plate_identity(plate: Any) -> dict[str, str]:

@@ -168,7 +168,7 @@ def _worker_process_field(job: BatchJob, store: str, well: str, field_index: int
     from napari_pcim.plate_io import open_plate
 
     torch.set_num_threads(1)
-    plate = _held("plate", stamp, lambda: open_plate(job.plate))
+    plate = _held("plate", stamp, lambda: open_plate(job.plate, **job.reading))
     try:
         clf = _held("model", (job.model, model_sha256, job.device),
                     lambda: _load_checked(job, model_sha256, plate.channel_names))
@@ -247,7 +247,7 @@ def run_plate(
 
     store = Path(store).absolute()
     if plate is None:
-        plate = open_plate(job.plate)
+        plate = open_plate(job.plate, **job.reading)
     plate_path = Path(plate.path).resolve()
     if store.resolve() == plate_path or plate_path in store.resolve().parents:
         raise ValueError(f"--out {store}: is inside the input plate {plate_path}; choose a path outside it")

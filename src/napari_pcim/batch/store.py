@@ -137,9 +137,10 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
         if attrs is None:
             raise StoreMismatchError(f"{store}: exists and is not a napari-pcim result store; choose another --out")
         if attrs["fingerprint"] != fingerprint:
-            # per_channel is recorded only when set (older stores lack it): False by default
-            ours = {"per_channel": False, **job.identity(model_sha256, identity)}
-            theirs = {"per_channel": False, **attrs}
+            # per_channel and reading are recorded only when set (older stores lack them)
+            unset = {"per_channel": False, "reading": {}}
+            ours = {**unset, **job.identity(model_sha256, identity)}
+            theirs = {**unset, **attrs}
             diffs = [f"{k}: store has {theirs.get(k)!r}, this run {v!r}"
                      for k, v in ours.items() if theirs.get(k) != v]
             raise StoreMismatchError(
@@ -155,13 +156,7 @@ def open_store(store: Path, job: BatchJob, plate: Any, model_sha256: str) -> dic
     meta = {
         "fingerprint": fingerprint,
         "model": str(job.model),
-        "model_sha256": model_sha256,
-        "method": job.method,
-        "target": job.target,
-        "seed": job.seed,
-        "options": job.options,
-        **identity,
-        **({"per_channel": True} if job.per_channel else {}),
+        **job.identity(model_sha256, identity),
         "napari_pcim_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

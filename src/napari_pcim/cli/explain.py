@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_pcim.cli.options import parse_fields, parse_set_options, parse_wells
+from napari_pcim.cli.plate_args import plate_read_kwargs
 from napari_pcim.cli.progress import console_progress
 from napari_pcim.export import TIFF_SUFFIXES, ZARR_SUFFIXES
 from napari_pcim.vocabulary import FIRST_FIELD, field_label, field_stem
@@ -64,22 +65,27 @@ def run_explain(args: argparse.Namespace) -> int:
         args.plate, args.model, args.method, parse_wells(args.wells),
         parse_fields(args.fields) or [FIRST_FIELD], args.out, options=options,
         target=args.target, device=args.device, seed=args.seed, overwrite=args.overwrite,
-        per_channel=args.per_channel,
+        per_channel=args.per_channel, reading=plate_read_kwargs(args),
     )
 
 
 def explain_fields(plate_path: str, model: str, method: str, wells: list[str], fields: list[int],
                    out: str, *, options: dict[str, Any], target: str, device: str, seed: int,
-                   overwrite: bool, per_channel: bool = False) -> int:
+                   overwrite: bool, per_channel: bool = False,
+                   reading: dict[str, Any] | None = None) -> int:
     """Explain each (well, field), print its probabilities and write one annotated file each;
-    with ``per_channel`` also its channel importance and per-channel maps."""
+    with ``per_channel`` also its channel importance and per-channel maps. ``reading``:
+    :func:`~napari_pcim.plate_io.open_plate` keywords (z, t, channel map, pattern), recorded
+    in each file's metadata."""
     from napari_pcim.classifier import load_classifier, resolve_model_path
     from napari_pcim.cli.outputs import check_out
     from napari_pcim.explainers import explain, method_label
     from napari_pcim.export import write_annotated_field
     from napari_pcim.plate_io import open_plate
 
-    plate = open_plate(plate_path)
+    from napari_pcim.batch import reading_of
+
+    plate = open_plate(plate_path, **(reading or {}))
     missing = [w for w in wells if w not in plate.wells]
     if missing:
         raise ValueError(
@@ -128,6 +134,7 @@ def explain_fields(plate_path: str, model: str, method: str, wells: list[str], f
             labels=labels,
             pixel_size=plate.pixel_size,
             metadata={"well": well, "field": field, "plate": str(plate.path),
+                      "reading": reading_of(plate, (reading or {}).get("pattern")),
                       "phenotype": plate.metadata.get("phenotype"),
                       "model": str(model_path), "model_sha256": clf.sha256, **attr.to_dict()},
             map_metadata=map_meta,

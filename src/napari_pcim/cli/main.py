@@ -19,6 +19,7 @@ from importlib import import_module
 
 from napari_pcim import __version__
 from napari_pcim.cli.bench import add_bench_parsers
+from napari_pcim.cli.plate_args import add_plate_read_arguments
 from napari_pcim.vocabulary import HIT_CLASS, PHENOTYPES
 
 
@@ -136,6 +137,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-channel", action="store_true",
                    help="also compute each field's channel importance and per-channel maps "
                    "(PCIM switches to its pixel-channel variant; ablation methods add one pass per channel)")
+    add_plate_read_arguments(p)
     p.set_defaults(handler="napari_pcim.cli.explain:run_explain")
 
 

@@ -37,21 +37,25 @@ def run_explain_plate(args: argparse.Namespace, options: dict[str, Any]) -> int:
     Exit status 0 when every field is done, 2 when some failed (``--skip-failed``; they are
     listed), 1 when some are missing otherwise, 130 when interrupted.
     """
-    from napari_pcim.batch import BatchJob, run_plate
+    from napari_pcim.batch import BatchJob, reading_of, run_plate
     from napari_pcim.classifier import resolve_model_path
     from napari_pcim.cli.outputs import refuse_inputs
+    from napari_pcim.cli.plate_args import plate_read_kwargs
+    from napari_pcim.plate_io import open_plate
 
     model = resolve_model_path(args.model)
     refuse_inputs(args.out, (args.plate, model))
+    plate = open_plate(args.plate, **plate_read_kwargs(args))
 
     job = BatchJob(
         plate=args.plate, model=str(model), method=args.method,
         target=args.target, seed=args.seed, device=args.device, options=options,
         wells=None if args.all_wells else parse_wells(args.wells),
         fields=parse_fields(args.fields), per_channel=args.per_channel,
+        reading=reading_of(plate, getattr(args, "pattern", None)),
     )
     with console_progress(f"{job.method} fields", unit="field") as progress:
-        report = run_plate(job, args.out, progress=progress, workers=args.workers,
+        report = run_plate(job, args.out, plate=plate, progress=progress, workers=args.workers,
                            scheduler=args.dask_scheduler, skip_failed=args.skip_failed)
     print(report.summary())
     if report.interrupted:

@@ -95,7 +95,7 @@ class PlatePanel(QGroupBox):
 
     def plate_job(self, wells: list[str]) -> BatchJob:
         """The whole-plate job of the current plate, model, method, target, seed and options."""
-        from napari_pcim.batch import BatchJob
+        from napari_pcim.batch import BatchJob, reading_of
 
         s, w = self.session, self.owner
         if s.plate is None or s.classifier is None:
@@ -108,7 +108,7 @@ class PlatePanel(QGroupBox):
         return BatchJob(
             plate=str(s.plate.path), model=str(s.classifier.path), method=w.method,
             target=w.target, seed=w.seed_box.value(), device=s.device, options=options,
-            wells=list(wells),
+            wells=list(wells), reading=reading_of(s.plate),
         )
 
     def store_path(self, job: BatchJob) -> Path:
