@@ -103,7 +103,7 @@ def test_cli_plate_read_options(tmp_path):
     ap = argparse.ArgumentParser()
     ap.add_argument("plate")
     add_plate_read_arguments(ap)
-    args = ap.parse_args([str(root), "--z", "1", "--t", "0", "--channel-map", "DAPI=nuc",
+    args = ap.parse_args([str(root), "--z", "1", "--timepoint", "0", "--channel-map", "DAPI=nuc",
                           "--save-channel-map"])
     kw = plate_read_kwargs(args)
     assert kw == {"channel_map": {"DAPI": "nuc"}, "z": 1, "t": 0}

@@ -101,12 +101,13 @@ def test_reader_opens_ome_tiff_and_declines_others(tmp_path):
 
 
 def test_reader_claims_instrument_plates_index_files_and_imagej_stacks(tmp_path):
-    from instrument_layouts import cellvoyager, harmony, imagexpress
+    from instrument_layouts import cellvoyager, harmony, imagexpress, imagexpress_jdce
 
     ix = imagexpress(tmp_path / "IX", zs=2)
     ph = harmony(tmp_path / "phenix")
     cv = cellvoyager(tmp_path / "cv")
-    for path, first in ((ix, "B03 · DAPI"), (ix / "PLATE.HTD", "B03 · DAPI"),
+    jd = imagexpress_jdce(tmp_path / "acq")
+    for path, first in ((jd, "B03 · DAPI"), (jd / "acq.jdce", "B03 · DAPI"),(ix, "B03 · DAPI"), (ix / "PLATE.HTD", "B03 · DAPI"),
                         (ph, "B03 · HOECHST 33342"), (ph / "Images" / "Index.idx.xml", "B03 · HOECHST 33342"),
                         (cv, "B03 · DAPI"), (cv / "MeasurementData.mlf", "B03 · DAPI")):
         reader = _reader.get_reader(str(path))

@@ -17,7 +17,7 @@ from napari_pcim.plate_io.planes import Z_CHOICES, PlaneSelection
 
 
 def add_plate_read_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--pattern``, ``--z``, ``--t``, ``--channel-map`` and ``--save-channel-map``."""
+    """Add ``--pattern``, ``--z``, ``--timepoint``, ``--channel-map`` and ``--save-channel-map``."""
     g = parser.add_argument_group("reading the plate")
     g.add_argument(
         "--pattern", default=None, metavar="REGEX",
@@ -29,7 +29,7 @@ def add_plate_read_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"z stacks: a 0-based plane index or one of {', '.join(Z_CHOICES)} "
              "(default: max, the maximum projection; OME-Zarr: middle)",
     )
-    g.add_argument("--t", type=int, default=None, metavar="T",
+    g.add_argument("--timepoint", type=int, default=None, metavar="T",
                    help="time series: the 0-based time point (default 0)")
     g.add_argument(
         "--channel-map", default=None, metavar="MAP",
@@ -47,7 +47,7 @@ def plate_read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     map if there is one). With ``--save-channel-map`` the map is also saved beside
     ``args.plate`` (when the command has a ``plate`` argument).
     """
-    sel = PlaneSelection.parse(getattr(args, "z", None), getattr(args, "t", None))
+    sel = PlaneSelection.parse(getattr(args, "z", None), getattr(args, "timepoint", None))
     text = getattr(args, "channel_map", None)
     mapping: dict[str, str] | bool = parse_channel_map(text) if text else True
     if getattr(args, "save_channel_map", False) and isinstance(mapping, dict):
@@ -59,7 +59,7 @@ def plate_read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"channel_map": mapping}
     if getattr(args, "z", None) not in (None, ""):
         out["z"] = sel.z
-    if getattr(args, "t", None) is not None:
+    if getattr(args, "timepoint", None) is not None:
         out["t"] = sel.t
     if getattr(args, "pattern", None):
         out["pattern"] = args.pattern
