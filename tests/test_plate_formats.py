@@ -177,3 +177,9 @@ def test_zarr_plate_z_and_time_choice(tmp_path):
     assert px(open_plate(root, z=0), "B03") == [1, 11]
     with pytest.raises(PlateError, match="no z plane 3"):
         open_plate(root, z=3)
+
+
+def test_timepoint_folder_opened_itself_finds_the_htd_above(tmp_path):
+    root = imagexpress(tmp_path / "IX")
+    p = open_plate(root / "TimePoint_1")
+    assert p.channel_names == ["DAPI", "FITC"] and p.wells == ["B03", "D07"]

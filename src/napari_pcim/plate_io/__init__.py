@@ -1,11 +1,15 @@
 """Plate input/output: the :class:`Plate` model, well naming, the readers and the writers.
 
-``open_plate(path)`` opens an OME-Zarr HCS plate, a folder of instrument TIFFs or a
-single bioio-readable file as a :class:`Plate`; the writers make plates on disk.
+``open_plate(path)`` opens an OME-Zarr HCS plate, an instrument plate folder
+(ImageXpress, Opera/Operetta, CellVoyager, other per-plane TIFFs) or a single
+bioio-readable file as a :class:`Plate`; the writers make plates on disk.
 
 Modules: :mod:`.wells` (well names, plate formats), :mod:`.plate_map` (plate-map CSVs),
 :mod:`.model` (``Plate``, ``PlateError``), :mod:`.open` (``open_plate``) and its readers
-:mod:`.zarr_reader`, :mod:`.tiff_folder`, :mod:`.bioio_files`; :mod:`.writers` and
+:mod:`.zarr_reader` (+ :mod:`.zarr_planes`), :mod:`.tiff_folder` (+ :mod:`.imagexpress`),
+:mod:`.harmony`, :mod:`.cellvoyager`, :mod:`.bioio_files`, all per-plane readers through
+:mod:`.planes` (the plane table and the z/time choice); :mod:`.channel_map` (renaming
+plate channels to a model's, saved beside the plate); :mod:`.writers` and
 :mod:`.ngff` (NGFF metadata). The writers are imported on first use, so that reading
 plates does not import ``ome-zarr-models``.
 """

@@ -94,8 +94,9 @@ def _value(text: str) -> Any:
 
 
 def channel_names(path: Path, rows: Sequence[Any]) -> dict[int | str, str]:
-    """``{channel number: name}`` from the folder's HTD file, else the TIFFs' MetaSeries data."""
-    for htd in htd_files(path):
+    """``{channel number: name}`` from the plate's HTD file, else the TIFFs' MetaSeries data."""
+    # the plate folder, or its parent when a TimePoint_n folder itself was opened
+    for htd in htd_files(path) + (htd_files(path.parent) if _TIMEPOINT.match(path.name) else []):
         meta = read_htd(htd)
         names = {
             int(k[len("WaveName"):]): str(v)

@@ -158,7 +158,7 @@ class PlateWidget(QWidget):
 
     # -- opening -------------------------------------------------------------------------------
     def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open plate (OME-Zarr or TIFF folder)")
+        path = QFileDialog.getExistingDirectory(self, "Open plate (OME-Zarr or instrument folder)")
         if path:
             self.open_plate(path)
 
