@@ -55,6 +55,10 @@ def describe(classifier: Classifier) -> str:
          + (f" (overlap {m.tile_overlap} px)" if m.field_mode == "tile" else "")),
         ("PixelCAM", "yes (has localize)" if m.has_localize else "no"),
     ]
+    package = m.extra.get("bioimageio")
+    if isinstance(package, dict):
+        how = "in the model, per input" if package.get("normalised_in_module") else "fixed mean/std"
+        rows.append(("bioimage.io", f"{package.get('name')}; preprocessing {how}"))
     if m.description:
         rows.append(("about", m.description))
     return "<br>".join(f"<b>{k}</b>: {html.escape(str(v))}" for k, v in rows)
