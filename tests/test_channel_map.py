@@ -130,9 +130,12 @@ def test_channel_map_widget_prefills_saves_and_applies(qtbot, tmp_path):
     with qtbot.waitSignal(w.mapping_changed):
         w.boxes["GFP"].setCurrentText("TL")
     assert w.apply() is None and "chosen for more than one model channel" in w.status.text()
-    w.boxes["GFP"].setCurrentText("Alexa 488")
+    w.boxes["GFP"].setCurrentText("Phalloidin")  # not the suggestion: the user's choice
+    w.boxes["Actin"].setCurrentText("Alexa 488")
     plate = w.apply()
-    assert plate.channel_names == ["Brightfield", "DAPI", "GFP", "Actin"] and applied == [plate]
+    assert plate.channel_names == ["Brightfield", "DAPI", "Actin", "GFP"] and applied == [plate]
+    w.set_channels(MODEL, plate)  # the plate handed on comes back (session.plate_changed)
+    assert w.mapping() == {"Hoechst": "DAPI", "Alexa 488": "Actin", "Phalloidin": "GFP", "TL": "Brightfield"}
     saved = w.save()
     assert saved == str(channel_map_path(root)) and load_channel_map(root) == w.mapping()
     # reopened with the saved map (as the Plate dock does), the widget shows the same choice

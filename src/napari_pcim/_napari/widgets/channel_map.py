@@ -2,7 +2,8 @@
 
 Qt-thin: the suggestion, the saved map, the text form and the renaming are the core's
 (:mod:`napari_pcim.plate_io.channel_map`, :meth:`Plate.with_channel_map`). Each
-dropdown is prefilled from the map saved beside the plate, else by
+dropdown is prefilled from the map the plate already carries, else the map saved
+beside the plate, else by
 :func:`~napari_pcim.plate_io.channel_map.suggest_channel_map` (same name, then dye or
 wavelength, then the plate's order). "Apply" hands the renamed plate to ``on_apply``
 (the Model dock passes ``session.set_plate``); "Save beside plate" writes
@@ -90,7 +91,8 @@ class ChannelMapWidget(QWidget):
                 saved = load_channel_map(plate.path)
             except ValueError as exc:
                 self.status.setText(str(exc))
-        chosen = {m: p for p, m in (saved or {}).items() if p in plate_channels}
+        applied = plate.channel_map if plate is not None else {}
+        chosen = {m: p for p, m in {**(saved or {}), **applied}.items() if p in plate_channels}
         for m, p in suggest_channel_map(self._model, plate_channels).items():
             chosen.setdefault(m, p)
         for m in self._model:
