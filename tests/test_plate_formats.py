@@ -183,3 +183,13 @@ def test_timepoint_folder_opened_itself_finds_the_htd_above(tmp_path):
     root = imagexpress(tmp_path / "IX")
     p = open_plate(root / "TimePoint_1")
     assert p.channel_names == ["DAPI", "FITC"] and p.wells == ["B03", "D07"]
+
+
+def test_cellprofiler_sbs_example_names(tmp_path):
+    root = tmp_path / "ExampleSBSImages"
+    for i, (r, c) in enumerate((("A", 1), ("B", 12)), 1):
+        for ch in (1, 2):
+            plane(10 * i + ch, root / f"Channel{ch}-{i:02d}-{r}-{c:02d}.tif")
+    p = open_plate(root)
+    assert p.wells == ["A01", "B12"] and p.channel_names == ["Channel1", "Channel2"]
+    assert px(p, "B12") == [21, 22] and p.metadata["layout"] == "CellProfiler SBS"

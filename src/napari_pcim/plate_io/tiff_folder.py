@@ -2,7 +2,8 @@
 
 File names are matched against :data:`DEFAULT_PATTERNS` (first pattern that matches
 any file wins) or a custom regex with named groups ``well`` (or ``row`` + ``column``),
-``channel`` and optionally ``site``, ``z`` and ``t``. A ``channel`` group that is not a
+``channel`` and optionally ``site``, ``z`` and ``t`` (``row`` may be a number from 1 or
+letters). A ``channel`` group that is not a
 number is itself the channel's name. Extensions match in any case (``.TIF``).
 Instrument sites count from 1 (Cellomics from 0); a well's fields are its sites in
 ascending order, 0-based. Label images: ``labels/<plate>_B03_s1_<name>.tif``.
@@ -55,6 +56,9 @@ DEFAULT_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ),
     # Thermo Cellomics "MFGTMP_140206180002_A01f00d0.TIF": f = field (0-based), d = channel
     ("Cellomics", r"_(?P<well>[A-Za-z]{1,2}\d{2})f(?P<site>\d{2,})d(?P<channel>\d)" + _TIF, "d"),
+    # CellProfiler's SBS example images "Channel2-01-A-01.tif": channel, image number, row, column
+    ("CellProfiler SBS", r"^Channel(?P<channel>\d+)-\d+-(?P<row>[A-Pa-p])-(?P<column>\d{1,2})" + _TIF,
+     "Channel"),
 )
 #: Label files of a TIFF plate: labels/<plate>_B03_s1_<name>.tif
 LABEL_PATTERN = (
@@ -65,7 +69,8 @@ SUPPORTED = (
     "OME-Zarr HCS (NGFF 0.4/0.5), OME-TIFF and bioio files, ImageXpress/MetaXpress (.HTD, "
     "TimePoint_n/ZStep_n; .jdce via bioio-imagexpress), Opera/Operetta (Index.idx.xml, "
     "Index.xml or r01c01f01p01-ch1sk1 names), CellVoyager (MeasurementData.mlf), "
-    "BBBC005, Cellomics (_A01f00d0); anything else with pattern="
+    "BBBC005, Cellomics (_A01f00d0), CellProfiler SBS (Channel1-01-A-01); anything else with "
+    "pattern="
 )
 
 
@@ -111,7 +116,7 @@ def match_files(
                 well = (
                     well_name(*split_well(g["well"]))
                     if g.get("well")
-                    else well_name(int(g["row"]) - 1, g["column"])
+                    else well_name(g["row"] if g["row"].isalpha() else int(g["row"]) - 1, g["column"])
                 )
             except ValueError as e:
                 raise PlateError(f"{f}: {e}") from None
