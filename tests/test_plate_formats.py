@@ -23,8 +23,8 @@ def test_imagexpress_nested_timepoints_zsteps_upper_case(tmp_path):
     # default: maximum projection over the ZStep planes (not MetaXpress's projection file)
     assert p.planes == {"z": "max", "t": 0, "n_z": 3, "n_t": 2}
     assert px(p, "D07", 1) == [value(4, 7, 2, 1, 3, 1), value(4, 7, 2, 2, 3, 1)]
-    p = open_plate(root, z=0, t=1)
-    assert p.planes["z"] == 0 and p.planes["t"] == 1
+    p = open_plate(root, z=0, t=1, channel_map="FITC=GFP")
+    assert p.read_record() == {"z": 0, "t": 1, "n_z": 3, "n_t": 2, "channel_map": {"FITC": "GFP"}}
     assert px(p, "B03") == [value(2, 3, 1, 1, 1, 2), value(2, 3, 1, 2, 1, 2)]
     assert px(open_plate(root, z="middle"), "B03")[0] == value(2, 3, 1, 1, 2, 1)
     with pytest.raises(PlateError, match=r"IX: no z plane 3; the plate has 3 \(0-based\)"):

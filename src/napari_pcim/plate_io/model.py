@@ -106,6 +106,13 @@ class Plate:
         self.planes: dict[str, Any] = {"z": None, "t": 0, "n_z": 1, "n_t": 1}
         self.channel_map: dict[str, str] = {}
 
+    def read_record(self) -> dict[str, Any]:
+        """How the fields were read, for results to store: the z/time choice and channel map.
+
+        ``{"z": "max", "t": 0, "n_z": 3, "n_t": 1, "channel_map": {"w1": "DAPI"}}``.
+        """
+        return {**self.planes, "channel_map": dict(self.channel_map)}
+
     def with_channel_map(self, mapping: dict[str, str]) -> Plate:
         """A view of this plate whose channels carry new names: ``{plate channel: new name}``.
 
