@@ -54,7 +54,8 @@ def tiny_classifier(tmp_path_factory):
 
 
 def test_tiny_benchmark_rows_schema_and_ci_order(tiny_classifier, tmp_path):
-    methods = ("pcim", "rise", "saliency", "occlusion", "feature_ablation", "pixelcam")
+    methods = ("pcim", "rise", "saliency", "occlusion", "feature_ablation", "pixelcam",
+               "pcim_20steps")
     result = quality.run_benchmark(
         [quality.ModelSpec("foci", "spotnet", tiny_classifier)],
         methods=methods,
@@ -101,13 +102,21 @@ def test_tiny_benchmark_rows_schema_and_ci_order(tiny_classifier, tmp_path):
     assert check["median"] == pytest.approx(np.mean(by_hand), abs=1e-5)
     timing = [r for r in rows if r["metric"] == quality.TIME_METRIC]
     assert all(r["n"] == 1 and r["mean"] > 0 for r in timing)  # first field left out
+    # Flat maps are counted per (model, method); the split and the ablation are recorded.
+    assert set(result.flat) == {f"foci/spotnet/{m}" for m in set(methods) - {"pixelcam"}}
+    assert all(0 <= v <= 2 for v in result.flat.values())
+    assert result.settings["seed"] == quality.HELD_OUT_SEED != result.settings["tuning_seed"]
+    # The ablation never competes for "best": it appears in no winner set.
+    assert all("pcim_20steps" not in w for w in quality.winners(rows).values())
     # The reports the CLI writes: JSON rows round-trip, markdown has the table and summary.
     md = quality.write_reports(
         result, json_out=tmp_path / "out" / "rows.json", markdown=tmp_path / "out" / "q.md"
     )
     # NaN-aware round trip (a degenerate cell is NaN, and NaN != NaN)
     assert json.dumps(json.loads((tmp_path / "out" / "rows.json").read_text())) == json.dumps(rows)
-    assert "### foci · spotnet" in md and "PCIM best or tied" in md and "Baseline check" in md
+    assert "#### foci · spotnet" in md and "PCIM best or tied" in md and "Baseline check" in md
+    assert "tuning fields, seeds 6000001" in md and "PCIM vs RISE" in md and "PCIM ablation" in md
+    assert md.index("relevance_rank ↑") < md.index("relevance_mass ↑")  # rank-based lead
     assert md in (tmp_path / "out" / "q.md").read_text()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["q.md", "rows.json"]
 
@@ -147,3 +156,49 @@ def test_winners_ties_by_ci_overlap_and_pcim_summary():
     share, lost = quality.pcim_summary(rows)
     assert share == 0.5
     assert lost == [("foci", "vgg", "deletion_auc")]
+
+
+def test_markdown_between_markers_only(tmp_path):
+    """--markdown on a file with the quality markers replaces only the text between them."""
+    from napari_pcim.bench import quality_report
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Speed\nkeep me\n{quality_report.BEGIN}\nold table\n{quality_report.END}\ntail\n")
+    rows = [_row("pcim", "pxap", 0.8, 0.7, 0.9), _row("rise", "pxap", 0.2, 0.1, 0.3)]
+    result = quality.QualityResult(rows=rows, settings={"seed": quality.HELD_OUT_SEED})
+    quality.write_reports(result, markdown=doc)
+    text = doc.read_text()
+    assert text.startswith("# Speed\nkeep me\n") and text.endswith(f"{quality_report.END}\ntail\n")
+    assert "old table" not in text and "PCIM best or tied in 100% of 1" in text
+    vs = quality_report.pcim_vs_rise(result)
+    assert vs == [("foci", "vgg", "pxap", 0.8, 0.2, True)]
+
+
+class NoSpotNet(SpotNet):
+    """Calls a field "treated" when it has *no* spot: any spot-free baseline looks treated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.relu(self.conv(x)).amax(dim=(1, 2, 3))
+        t = 4.0 * (1.5 - s)
+        return torch.stack([torch.zeros_like(t), t], dim=1)
+
+
+def test_unmeasurable_fidelity_is_left_out(tiny_classifier, tmp_path):
+    """A fidelity baseline the model still calls treated: no fidelity rows, a note says why;
+    the same run with a model that calls the baseline control has all fidelity rows."""
+    meta = dict(tiny_classifier.meta.extra, **{
+        "channels": list(CHANNELS), "input_size": [64, 64], "classes": ["control", "treated"],
+        "normalization": {"mean": [150.0] * 4, "std": [100.0] * 4}, "field_mode": "tile",
+        "tile_overlap": 16, "arch": "nospot"})
+    nospot = load_classifier(save_classifier(NoSpotNet().eval(), meta, tmp_path / "nospot.pt"))
+    kw = {"methods": ("saliency",), "n_fields": 1, "size": 64, "n_boot": 50,
+          "fidelity": {"steps": 4, "baseline": "median"}}
+    bad = quality.run_benchmark([quality.ModelSpec("foci", "nospot", nospot)], **kw)
+    assert bad.baseline_check["foci/nospot"]["median"] >= quality.MEASURABLE_P
+    assert not [r for r in bad.rows if r["metric"] in metrics.FIDELITY_METRICS]
+    assert any("fidelity not measurable" in n for n in bad.notes)
+    assert "not measurable" in quality.to_markdown(bad)
+    good = quality.run_benchmark([quality.ModelSpec("foci", "spotnet", tiny_classifier)], **kw)
+    assert good.baseline_check["foci/spotnet"]["median"] < quality.MEASURABLE_P
+    assert {r["metric"] for r in good.rows if r["metric"] in metrics.FIDELITY_METRICS} == set(
+        metrics.FIDELITY_METRICS)

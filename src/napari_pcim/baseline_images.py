@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     import torch
 
 #: What "removed" pixels become; option annotations use the alias, messages the tuple.
-Baseline = Literal["median", "zero", "mean", "blur", "background"]
+Baseline = Literal["median", "zero", "mean", "blur"]
 BASELINES: tuple[str, ...] = get_args(Baseline)
+#: Kinds :func:`make_baseline` builds: the methods' choices plus ``background`` (objects
+#: inpainted from their surroundings), the benchmark's fidelity baseline.
+KINDS: tuple[str, ...] = (*BASELINES, "background")
 
 
 def baseline_field(help: str = "what removed pixels become") -> Any:
@@ -93,7 +96,7 @@ def make_baseline(
         return gaussian_blur(x, float(sigma))
     if kind == "background":
         return background_estimate(x, blur_sigma)
-    raise ValueError(f"unknown baseline {kind!r}; expected one of {', '.join(BASELINES)}")
+    raise ValueError(f"unknown baseline {kind!r}; expected one of {', '.join(KINDS)}")
 
 
 def background_estimate(x: torch.Tensor, sigma: float | None = None, k: float = 3.0,

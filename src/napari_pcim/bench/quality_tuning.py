@@ -30,14 +30,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "adam+margin β=1": {"loss": "margin", "update": "adam", "budget": 1.0},
     "norm+margin β=0.5": {"budget": 0.5},
     "norm+margin 1 step": {"steps": 1},
+    "norm+margin lr=0.03": {"lr": 0.03},
     "norm+margin lr=0.1": {"lr": 0.1},
     "norm+margin lr=0.3": {"lr": 0.3},
 }
 
 
 def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
-         variants: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One row per (model, variant): mean rank metrics, flat maps, seconds per field."""
+         variants: dict[str, dict[str, Any]] | None = None,
+         fidelity: bool = False) -> list[dict[str, Any]]:
+    """One row per (model, variant): mean rank metrics, flat maps, seconds per field
+    (and deletion AUC and SRG with the benchmark's fidelity baseline, with ``fidelity``)."""
+    from napari_pcim.bench.quality import QUICK_FIDELITY
+
     from napari_pcim import synth
     from napari_pcim.explainers import explain
 
@@ -53,7 +58,8 @@ def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
         fields = [synth.generate_field(spec.phenotype, True, size=side, seed=TUNING_SEED + i)
                   for i in range(n_fields)]
         for label, opts in (variants or VARIANTS).items():
-            scores: dict[str, list[float]] = {m: [] for m in RANK_METRICS}
+            names = (*RANK_METRICS, "deletion_auc", "srg") if fidelity else RANK_METRICS
+            scores: dict[str, list[float]] = {m: [] for m in names}
             flat, t0 = 0, time.perf_counter()
             for f in fields:
                 amap = explain(clf, f.image, method="pcim", target=target, device="cpu",
@@ -62,8 +68,10 @@ def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
                 flat += int(metrics.normalize_map(a).max() == metrics.normalize_map(a).min())
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    vals = metrics.evaluate_map(a, f.labels["gt"] > 0)
-                for m in RANK_METRICS:  # a flat map scores 0, as in the issue's recount
+                    extra = ({"classifier": clf, "field": f.image, "target": target,
+                              **QUICK_FIDELITY} if fidelity else {})
+                    vals = metrics.evaluate_map(a, f.labels["gt"] > 0, **extra)
+                for m in names:  # a flat map scores 0, as in the issue's recount
                     scores[m].append(vals[m] if math.isfinite(vals[m]) else 0.0)
             row = {"model": name, "variant": label, "flat": flat,
                    "s/field": (time.perf_counter() - t0) / n_fields,
@@ -79,9 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.quality_tuning")
     p.add_argument("--fields", type=int, default=8)
     p.add_argument("--models", default=None, help="comma-separated bundled model names")
+    p.add_argument("--variants", default=None, help="comma-separated variant names")
+    p.add_argument("--fidelity", action="store_true", help="also deletion AUC and SRG")
     args = p.parse_args(argv)
+    variants = ({k: VARIANTS[k] for k in args.variants.split(",")} if args.variants else None)
     print("model | variant | flat | s/field | " + " | ".join(RANK_METRICS) + " | rank mean")
-    rows = tune(args.fields, tuple(args.models.split(",")) if args.models else None)
+    rows = tune(args.fields, tuple(args.models.split(",")) if args.models else None, variants,
+                args.fidelity)
     print("\nmean over models:")
     for label in dict.fromkeys(r["variant"] for r in rows):
         sel = [r for r in rows if r["variant"] == label]

@@ -79,8 +79,9 @@ def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Ten
 class PCIMOptions:
     """PCIM's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    steps: int = field(default=20, metadata={"help": "maximum optimisation steps", "min": 1,
-                                             "main": True})
+    steps: int = field(default=1, metadata={
+        "help": "maximum optimisation steps (1: one normalised step, the tuned default)", "min": 1,
+        "main": True})
     lr: float = field(default=0.1, metadata={
         "help": "step size: the largest change of a mixing weight per step (normalised), "
                 "or Adam's learning rate", "min": 0, "min_open": True})
