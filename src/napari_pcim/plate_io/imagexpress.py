@@ -17,6 +17,7 @@ MetaXpress writes into each TIFF. File names are matched in :mod:`.tiff_folder`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,15 +28,22 @@ _ZSTEP = re.compile(r"^ZStep_(\d+)$", re.IGNORECASE)
 
 
 def _tiffs(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in (".tif", ".tiff") and "_thumb" not in p.name.lower()
-    )
+    """The TIFFs in ``folder`` (any case), thumbnails left out; ``os.scandir`` so that a
+    plate of 17 000 files is listed without a ``stat`` per file."""
+    with os.scandir(folder) as it:
+        names = sorted(
+            e.name
+            for e in it
+            if e.name.lower().endswith((".tif", ".tiff"))
+            and "_thumb" not in e.name.lower()
+            and e.is_file()
+        )
+    return [folder / n for n in names]
 
 
 def _numbered(folder: Path, rx: re.Pattern[str]) -> list[tuple[int, Path]]:
-    out = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := rx.match(p.name))]
+    with os.scandir(folder) as it:
+        out = [(int(m.group(1)), folder / e.name) for e in it if (m := rx.match(e.name)) and e.is_dir()]
     return sorted(out)
 
 

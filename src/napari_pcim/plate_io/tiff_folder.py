@@ -74,15 +74,6 @@ SUPPORTED = (
 )
 
 
-def tiff_files(folder: Path) -> list[Path]:
-    """The ``.tif``/``.tiff`` files directly in ``folder`` (any case), thumbnails left out."""
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in (".tif", ".tiff") and "_thumb" not in p.name.lower()
-    )
-
-
 def _compile(pattern: str | None) -> list[tuple[str, re.Pattern[str], str]]:
     if not pattern:
         return [(n, re.compile(p, re.IGNORECASE), pre) for n, p, pre in DEFAULT_PATTERNS]
@@ -105,6 +96,7 @@ def match_files(
     """Plane rows of ``files`` ((file, z, t) from the folder layout), the layout's name and its
     channel prefix; PlateError naming the patterns tried and a file that did not match."""
     compiled = _compile(pattern)
+    wells: dict[tuple[str | None, ...], str] = {}  # a 384-well plate has ~17 000 files, 384 wells
     for layout, rx, prefix in compiled:
         rows = []
         for f, z0, t0 in files:
@@ -112,14 +104,17 @@ def match_files(
             if not m:
                 continue
             g = m.groupdict()
-            try:
-                well = (
-                    well_name(*split_well(g["well"]))
-                    if g.get("well")
-                    else well_name(g["row"] if g["row"].isalpha() else int(g["row"]) - 1, g["column"])
-                )
-            except ValueError as e:
-                raise PlateError(f"{f}: {e}") from None
+            key = (g.get("well"), g.get("row"), g.get("column"))
+            if (well := wells.get(key)) is None:
+                try:
+                    well = wells[key] = (
+                        well_name(*split_well(g["well"]))
+                        if g.get("well")
+                        else well_name(g["row"] if g["row"].isalpha() else int(g["row"]) - 1,
+                                       g["column"])
+                    )
+                except ValueError as e:
+                    raise PlateError(f"{f}: {e}") from None
             ch_text = g.get("channel") or "1"
             ch: int | str = int(ch_text) if ch_text.isdigit() else ch_text
             site = int(g["site"]) if g.get("site") else 1
