@@ -313,3 +313,36 @@ def test_metrics_module_imports_without_torch():
 
     code = "import sys, napari_pcim.metrics; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_srg_rewards_the_right_order_and_cancels_the_removal_effect(foci_model):
+    """SRG = deletion AUC least-relevant-first − most-relevant-first: positive for the
+    foci mask, negative for its reverse, and the LIF curve is the MIF curve of the reverse."""
+    x, gt = foci_field()
+    good = gt.astype(float) + 1e-3 * np.random.default_rng(0).random(gt.shape)
+    rev = good.max() - good
+    opts = dict(steps=16, batch_size=8, baseline="median")
+    s_good = metrics.srg(good, foci_model, x, 1, **opts)
+    s_rev = metrics.srg(rev, foci_model, x, 1, **opts)
+    assert s_good > 0.3 and s_rev < -0.3
+    _, lif = metrics.perturbation_curve(good, foci_model, x, 1, order="least", **opts)
+    _, mif_rev = metrics.perturbation_curve(rev, foci_model, x, 1, **opts)
+    np.testing.assert_allclose(lif, mif_rev, atol=1e-6)
+    out = metrics.evaluate_map(good, gt, classifier=foci_model, field=x, target=1, **opts)
+    assert out["srg"] == pytest.approx(s_good, abs=1e-6)
+    with pytest.raises(ValueError, match="order"):
+        metrics.perturbation_curve(good, foci_model, x, 1, order="random")
+
+
+def test_background_baseline_removes_foci_and_keeps_the_background(foci_model):
+    x, gt = foci_field()
+    bg = make_baseline(x[None], "background")
+    assert bg.shape == x[None].shape and torch.isfinite(bg).all()
+    # The foci are gone: their pixels now look like the surrounding background ...
+    fg = torch.as_tensor(gt)
+    assert float((bg[0, 2][fg] - bg[0, 2][~fg].mean()).abs().mean()) < 0.2 * float(
+        (x[2][fg] - x[2][~fg].mean()).abs().mean())
+    # ... and the model calls the result control.
+    assert p_treated(foci_model, bg) < 0.5 < p_treated(foci_model, x[None])
+    with pytest.raises(ValueError, match="background"):
+        make_baseline(x[None], "noise")

@@ -18,7 +18,7 @@ from napari_pcim.training.architectures import ARCHITECTURES, build_model, count
 from napari_pcim.training.classifier_training import EVAL_SEED, VAL_SEED_OFFSET, evaluate_classifier, train_classifier
 from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES
 
-BUNDLED = ("foci_vgg", "foci_resnet", "translocation_vgg", "worms_vgg")
+BUNDLED = ("foci_vgg", "foci_resnet", "translocation_vgg", "worms_vgg", "foci_vgg16", "foci_resnet18")
 
 
 def tiny_run(path, seed=0, arch="vgg", progress=None):
@@ -74,6 +74,19 @@ def test_architectures_are_small_differentiable_and_scriptable(arch):
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("alexnet")
+
+
+def test_deep_architectures_have_the_paper_layouts():
+    """vgg16: 13 conv3×3 layers with BatchNorm (VGG16's D layout); resnet18: 8 basic blocks."""
+    from napari_pcim.training.architectures import BasicBlock
+
+    vgg16 = build_model("vgg16")
+    convs = [m for m in vgg16.modules() if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in vgg16.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 13 == len(bns) and all(c.kernel_size == (3, 3) for c in convs)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in vgg16.modules()) == 4
+    resnet18 = build_model("resnet18")
+    assert sum(isinstance(m, BasicBlock) for m in resnet18.modules()) == 8
 
 
 def test_vgg_max_pool_variant():

@@ -292,21 +292,15 @@ def _resolve_model(
         forward = model
         x = torch.as_tensor(field, dtype=torch.float32)
         if isinstance(target, str):
-            raise ValueError(
-                f"target {target!r} is a class name, but a plain forward function has no "
-                "class names; pass the class index"
-            )
+            raise ValueError(f"target {target!r} is a class name, but a plain forward function "
+                             "has no class names; pass the class index")
     else:
-        raise TypeError(
-            "fidelity metrics need a napari_pcim Classifier or a forward function "
-            f"f(x) -> logits, got {type(model).__name__}"
-        )
+        raise TypeError("fidelity metrics need a napari_pcim Classifier or a forward function "
+                        f"f(x) -> logits, got {type(model).__name__}")
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(
-            f"expected one field (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"expected one field (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
     return forward, x, int(target), raw_zero
 
 
@@ -325,18 +319,9 @@ def _target_probability(logits: torch.Tensor, target: int) -> torch.Tensor:
 
 
 def perturbation_curve(
-    attribution: Any,
-    model: Any,
-    field: Any,
-    target: int | str,
-    *,
-    mode: str = "deletion",
-    baseline: str = DEFAULT_FIDELITY_BASELINE,
-    steps: int = 32,
-    batch_size: int = 16,
-    raw_zero: Any = None,
-    seed: int = 0,
-    order: str = "most",
+    attribution: Any, model: Any, field: Any, target: int | str, *, mode: str = "deletion",
+    baseline: str = DEFAULT_FIDELITY_BASELINE, steps: int = 32, batch_size: int = 16,
+    raw_zero: Any = None, seed: int = 0, order: str = "most",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Target probability while deleting (or inserting) pixels in attribution order.
 
@@ -436,13 +421,8 @@ _LOCALISATION_FUNCS: dict[str, Callable[[Any, Any], float]] = {
 
 
 def evaluate_map(
-    attribution: Any,
-    mask: Any,
-    *,
-    classifier: Any = None,
-    field: Any = None,
-    target: int | str | None = None,
-    **fidelity_options: Any,
+    attribution: Any, mask: Any, *, classifier: Any = None, field: Any = None,
+    target: int | str | None = None, **fidelity_options: Any,
 ) -> dict[str, float]:
     """Every metric of one map, keyed as :data:`METRICS`.
 
