@@ -21,7 +21,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from napari_pcim.plate_io.model import Plate, PlateError
-from napari_pcim.plate_io.planes import PlaneFile, PlaneSelection, plate_from_planes
+from napari_pcim.plate_io.planes import PlaneFile, PlaneSelection, first_missing, plate_from_planes
 from napari_pcim.plate_io.plate_map import find_plate_map
 from napari_pcim.plate_io.wells import well_name
 
@@ -77,7 +77,7 @@ def open_cellvoyager(
             raise PlateError(f"{mlf}: malformed MeasurementRecord {a} ({e})") from None
     if not rows:
         raise PlateError(f"{mlf}: no IMG measurement records")
-    missing = next((r.path for r in rows if not r.path.is_file()), None)
+    missing = first_missing(rows)
     if missing is not None:
         raise PlateError(f"{mlf}: lists {missing.name}, which is not in {path}")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from napari_pcim.plate_io.model import Plate, PlateError
-from napari_pcim.plate_io.planes import PlaneFile, PlaneSelection, plate_from_planes
+from napari_pcim.plate_io.planes import PlaneFile, PlaneSelection, first_missing, plate_from_planes
 from napari_pcim.plate_io.plate_map import find_plate_map
 from napari_pcim.plate_io.wells import well_name
 
@@ -109,7 +109,7 @@ def open_harmony(
 ) -> Plate:
     """The Harmony export at ``path`` (index file ``index``) as a :class:`Plate`."""
     rows, names, pixel = read_index(index)
-    missing = next((r.path for r in rows if not r.path.is_file()), None)
+    missing = first_missing(rows)
     if missing is not None:
         raise PlateError(f"{index}: lists {missing.name}, which is not in {missing.parent}")
     return plate_from_planes(

@@ -91,6 +91,24 @@ class PlaneFile(NamedTuple):
     path: Path
 
 
+def first_missing(rows: Sequence[PlaneFile]) -> Path | None:
+    """The first listed plane file that is not on disk, or None (one listing per folder)."""
+    import os
+
+    present: dict[Path, set[str]] = {}
+    for r in rows:
+        folder = r.path.parent
+        if folder not in present:
+            try:
+                with os.scandir(folder) as it:
+                    present[folder] = {e.name for e in it}
+            except OSError:
+                present[folder] = set()
+        if r.path.name not in present[folder]:
+            return r.path
+    return None
+
+
 def _order(v: int | str) -> tuple[int, int | str]:
     return (0, v) if isinstance(v, int) else (1, str(v))
 
