@@ -118,3 +118,21 @@ def test_bad_options() -> None:
         validate_options(PCIMOptions(budget=0), "PCIM")
     with pytest.raises(ValueError, match="baseline"):
         validate_options(PCIMOptions(baseline="noise"), "PCIM")
+
+
+@pytest.mark.parametrize("loss, passes", [("margin", 1), ("log-prob", 2)])
+def test_tiles_beyond_the_batch_give_the_same_maps(loss, passes) -> None:
+    """A field with more tiles than the batch is optimised in chunks with the same
+    objective; the two-class margin needs one model pass per tile per step, not two."""
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    x = torch.cat([_field(s) for s in range(4)])  # 4 tiles of one field
+    t = torch.ones(4, 1, dtype=torch.long)
+    kw = {"steps": 3, "tol": 0.0, "loss": loss}
+    whole, chunked = {}, {}
+    a = pcim_attribute(model, x, t, options=PCIMOptions(batch_size=8, **kw), tiles_per_item=4,
+                       stats=whole)
+    b = pcim_attribute(model, x, t, options=PCIMOptions(batch_size=2, **kw), tiles_per_item=4,
+                       stats=chunked)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert whole["forward_passes"] == 3 * 4
+    assert chunked["forward_passes"] == 3 * 4 * passes

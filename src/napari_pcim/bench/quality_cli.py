@@ -9,16 +9,37 @@ file's quality markers. :func:`run` is what the CLI handler can delegate to.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from typing import Any
 
 #: Fields per model: the full run and ``--quick``.
-FULL_FIELDS, QUICK_FIELDS = 50, 3
+FULL_FIELDS, QUICK_FIELDS = 50, 2
+
+
+def _one_model(args: tuple[str, bool, int, str]) -> Any:
+    """Benchmark the bundled model ``name`` (in a worker process with ``--jobs``)."""
+    from napari_pcim.bench import quality
+
+    name, quick, n, dev = args
+    specs, _ = quality.bundled_specs(dev)
+    spec = next(s for s in specs if f"{s.phenotype}_{s.arch}" == name)
+    return quality.run_benchmark(
+        [spec], n_fields=n,
+        method_options=quality.QUICK_OPTIONS if quick else quality.FULL_OPTIONS,
+        fidelity=quality.QUICK_FIDELITY if quick else quality.FULL_FIDELITY,
+        device=dev, n_boot=500 if quick else 2000,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
 
 
 def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | None = None,
-        markdown: str | None = None, device: str = "auto") -> int:
-    """Benchmark every bundled model, print the markdown (and the summary line to stderr)."""
+        markdown: str | None = None, device: str = "auto", jobs: int = 1) -> int:
+    """Benchmark every bundled model, print the markdown (and the summary line to stderr).
+
+    ``jobs > 1`` benchmarks that many models at once in worker processes (one torch
+    thread each); the result is the same as one process's, in the same model order."""
     from napari_pcim.bench import quality
     from napari_pcim.bench.quality_report import pcim_vs_rise
     from napari_pcim.devices import resolve_device
@@ -31,13 +52,23 @@ def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | Non
               "train them first (napari-pcim train ...)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    result = quality.run_benchmark(
-        specs, n_fields=n,
-        method_options=quality.QUICK_OPTIONS if quick else quality.FULL_OPTIONS,
-        fidelity=quality.QUICK_FIDELITY if quick else quality.FULL_FIDELITY,
-        device=dev, n_boot=500 if quick else 2000,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    tasks = [(f"{s.phenotype}_{s.arch}", quick, n, dev) for s in specs]
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            parts = list(pool.map(_one_model, tasks))
+    else:
+        parts = [_one_model(t) for t in tasks]
+    result = parts[0]
+    for part in parts[1:]:
+        result.rows += part.rows
+        result.notes += part.notes
+        result.baseline_check.update(part.baseline_check)
+        result.flat.update(part.flat)
+    result.settings["jobs"] = jobs
     result.notes[:0] = notes
     result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
     result.settings["command"] = (
@@ -60,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", dest="json_out")
     p.add_argument("--markdown")
     p.add_argument("--device", default="auto")
+    p.add_argument("--jobs", type=int, default=1, help="models benchmarked at once (processes)")
     a = p.parse_args(argv)
     return run(quick=a.quick, n_fields=a.fields, json_out=a.json_out, markdown=a.markdown,
-               device=a.device)
+               device=a.device, jobs=a.jobs)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ class _Item:
                  k: int = 1) -> None:
         self.tiles, self.bases, self.idx, self.group, self.chunk = tiles, bases, idx, group, chunk
         self.k = k
+        self.passes = 1  # model passes per tile in the last step (see _gradient)
         self.whole = idx.numel() <= chunk
         if self.whole:  # small enough: hold x and x − b for all the batch's tiles
             self.b = bases[idx]
@@ -216,9 +217,12 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
     """Set ``w.grad`` to d(total loss)/dw; returns the total loss.
 
     A batch larger than a chunk (one field's tiles) is done in tile chunks with the
-    same objective: a no-grad pass for the mean logits, the loss gradient G w.r.t.
-    them, then per chunk the gradient of ``Σ_t G · logits_t / g`` (plus the TV term)
-    w.r.t. the chunk's mixing weights, and finally the softmax Jacobian over all pixels.
+    same objective: the loss gradient G w.r.t. the mean logits, then per chunk the
+    gradient of ``Σ_t G · logits_t / g`` (plus the TV term) w.r.t. the chunk's mixing
+    weights, and finally the softmax Jacobian over all pixels. For the two-class margin
+    loss (z_other − z_t, linear in the logits) G is ±1 without looking at the logits, so
+    each tile goes through the model once per step; otherwise a no-grad pass over all
+    tiles gives the mean logits first (two passes per tile). ``item.passes`` records which.
     """
     n, g = target.shape[0], item.group
     H, W = item.tiles.shape[-2:]
@@ -228,10 +232,38 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
         total = _loss(_mixed_logits(forward, item, m, n), m.view(-1, item.k, H, W), target, n, g,
                       opts).sum()
         (w.grad,) = torch.autograd.grad(total, [w])
+        item.passes = 1
         return float(total.detach())
+    md = m.detach().view(-1, item.k, H, W)
+    G: torch.Tensor | None = None
+    grad_m = torch.empty_like(md)
+    outs: list[torch.Tensor] = []
+    for sl, b, d in item.parts():
+        mc = md[sl].clone().requires_grad_(True)
+        logits = forward(b + mc * d).float()
+        if G is None:
+            if opts.loss == "margin" and logits.shape[1] == 2:
+                G = torch.ones(n, 2, device=w.device).scatter_(1, target[:, None], -1.0)
+            else:
+                return _gradient_two_pass(forward, item, w, m, md, target, opts)
+        outs.append(logits.detach())
+        part = (logits * G).sum() / g
+        if opts.tv > 0:
+            part = part + opts.tv * _tv(mc).sum() / g
+        (grad_m[sl],) = torch.autograd.grad(part, [mc])
+    mean = torch.cat(outs).view(n, g, -1).mean(dim=1)
+    check_finite(mean, "logits", "a mixed input", "PCIM", item.idx[::g])
+    (w.grad,) = torch.autograd.grad(m, [w], grad_outputs=grad_m.view_as(m))
+    item.passes = 1
+    return float(_loss(mean, md, target, n, g, opts).sum())
+
+
+def _gradient_two_pass(forward: Forward, item: _Item, w: torch.Tensor, m: torch.Tensor,
+                       md: torch.Tensor, target: torch.Tensor, opts: PCIMOptions) -> float:
+    """:func:`_gradient` for chunked batches whose G needs the mean logits first."""
+    n, g = target.shape[0], item.group
     with torch.no_grad():
         mean = _mixed_logits(forward, item, m, n)
-        md = m.detach().view(-1, item.k, H, W)
     mean.requires_grad_(True)
     total = _loss(mean, md, target, n, g, opts).sum()
     (G,) = torch.autograd.grad(total, [mean])
@@ -243,6 +275,7 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
             part = part + opts.tv * _tv(mc).sum() / g
         (grad_m[sl],) = torch.autograd.grad(part, [mc])
     (w.grad,) = torch.autograd.grad(m, [w], grad_outputs=grad_m.view_as(m))
+    item.passes = 2
     return float(total.detach())
 
 
@@ -380,7 +413,7 @@ def pcim_attribute(
         t_opt += time.perf_counter() - t0
         t_of = torch.arange(start, stop, device=inputs.device) % T
         out[idx, t_of.repeat_interleave(g)] = maps
-        n_forward += steps * (stop - start) * g * (1 if item.whole else 2)
+        n_forward += steps * (stop - start) * g * item.passes
         done = base + opts.steps
         report(progress, done, total)
         start = stop
