@@ -102,3 +102,4 @@ def test_forward_pass_cost_model() -> None:
     assert forward_passes("occlusion", {}, 1) is None
     assert estimate_text(40.2, 40.2) == "about 40 s on this machine"
     assert estimate_text(30, 120) == "about 30 s on this machine, at most 2.0 min"
+    assert estimate_text(0.2, 0.2) == "under 1 s on this machine"

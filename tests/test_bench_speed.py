@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from known_answer import S, X0, Y0, SquareMarker
+from known_answer import X0, Y0, S, SquareMarker
 from known_answer import known_answer_field as _field
 
 from napari_pcim.bench import plate, speed
@@ -31,8 +30,7 @@ def test_plate_projection_arithmetic() -> None:
     assert plate.project(0.5, 0.1, 9, 100, 4, start=4.0, load=1.0) == pytest.approx(5 + 100 * 1.4 / 4)
 
     class Meta:
-        input_size, field_mode, tile_overlap = [128, 128], "tile", 32
-        channels = ["a"]
+        input_size, field_mode, tile_overlap = (128, 128), "tile", 32
 
     from napari_pcim.tiling import TilePlan
 

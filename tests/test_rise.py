@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from known_answer import S, X0, Y0, SquareMarker
+from known_answer import X0, Y0, S, SquareMarker
 from known_answer import known_answer_field as _field
 
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
 from napari_pcim.explainers.rise import MASK_CHUNK, ROUND, GridMasks, RISEOptions, rise_attribute
+
 
 def _inside(a: torch.Tensor) -> float:
     """Share of the map's mass above its median that lies inside the square."""
@@ -43,8 +43,8 @@ def test_seeded_reproducible_and_batch_independent(model) -> None:
 def test_centering_only_shifts_by_mean_score(model) -> None:
     """Centred map = the paper's map − s̄ · Σ M / (N p); with equal masks the gap is the mean score."""
     x, t = _field(), torch.tensor([[1]])
-    raw = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=False), seed=1)[0, 0]
-    cen = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=True), seed=1)[0, 0]
+    raw = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=False, grid=8, p=0.5), seed=1)[0, 0]
+    cen = rise_attribute(model, x, t, options=RISEOptions(n_masks=200, center=True, grid=8, p=0.5), seed=1)[0, 0]
     masks = GridMasks((64, 64), 8, 0.5, torch.Generator().manual_seed(1), torch.device("cpu"))
     msum = torch.cat([masks(MASK_CHUNK) for _ in range(3)] + [masks(8)])[:, 0].sum(0)
     shift = (raw - cen) / (msum / (200 * 0.5))

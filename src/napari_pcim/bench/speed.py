@@ -43,7 +43,12 @@ import torch
 
 
 def _classifier(device: torch.device) -> tuple[Any, str]:
-    from napari_pcim.classifier import ClassifierError, bundled_model_path, load_classifier, save_classifier
+    from napari_pcim.classifier import (
+        ClassifierError,
+        bundled_model_path,
+        load_classifier,
+        save_classifier,
+    )
 
     try:
         return load_classifier(bundled_model_path("foci_vgg"), device=device), "bundled foci_vgg"
@@ -159,6 +164,73 @@ def _pxap(maps: list[np.ndarray], gts: list[np.ndarray]) -> float:
     return float(np.mean([metrics.pxap(m, g) for m, g in zip(maps, gts)]))
 
 
+def _one_setting(clf: Any, fields: np.ndarray, x: torch.Tensor, gts: list[np.ndarray], n: int,
+                 repeats: int, device: torch.device, say: Any, t: int) -> dict[str, Any]:
+    """The contenders' figures with the current torch threads (``t``), order rotated per repeat."""
+    from napari_pcim.explainers import explain
+    from napari_pcim.explainers.batching import tune
+
+    n_fields = len(fields)
+    mp = x.shape[-2] * x.shape[-1] / 1e6
+    bs, per_image = tune(clf.module, x[:1], model=clf.sha256)
+    runs: dict[str, list[float]] = {k: [] for k in ("floor", "rise", "rise_cap", "reference", "pcim")}
+    passes: dict[str, float] = {}
+    maps: dict[str, list[np.ndarray]] = {"rise": [], "reference": []}
+    used: list[float] = []
+
+    def floor() -> None:
+        runs["floor"].append(sum(forward_floor(clf.module, x[i:i + 1], n, bs) for i in range(n_fields)))
+
+    def rise(cap: bool) -> None:
+        t0 = time.perf_counter()
+        att = explain(clf, fields, method="rise", target=TARGET, device=device, n_masks=n,
+                      **({"tolerance": 0.0} if cap else {}))
+        runs["rise_cap" if cap else "rise"].append(time.perf_counter() - t0)
+        passes["rise_cap" if cap else "rise"] = att.n_forward
+        if not cap:
+            used.append(float(att.info.get("masks_used", n)))
+            maps["rise"] = [att.maps[i, 0] for i in range(n_fields)]
+
+    def reference() -> None:
+        t0 = time.perf_counter()
+        sal = [reference_rise(clf.module, x[i:i + 1], n, seed=i) for i in range(n_fields)]
+        runs["reference"].append(time.perf_counter() - t0)
+        passes["reference"] = n * n_fields
+        k = list(clf.meta.classes).index(TARGET)
+        maps["reference"] = [s[k].cpu().numpy() for s in sal]
+
+    def pcim() -> None:
+        t0 = time.perf_counter()
+        att = explain(clf, fields, method="pcim", target=TARGET, device=device)
+        runs["pcim"].append(time.perf_counter() - t0)
+        passes["pcim"] = att.n_forward
+
+    order = [floor, lambda: rise(False), lambda: rise(True), reference, pcim]
+    for r in range(repeats):
+        for f in order[r % len(order):] + order[: r % len(order)]:  # rotate the order
+            f()
+        say(f"bench speed: threads {t}, repeat {r + 1}/{repeats} done")
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    floor_per_pass = med["floor"] / (n * n_fields)
+    row: dict[str, Any] = {"tuned_batch_size": bs, "sweep_seconds_per_image": per_image,
+                           "floor_seconds_per_image": floor_per_pass,
+                           "rise_masks_used_mean": float(np.mean(used)),
+                           "rise_masks_used_share": float(np.mean(used)) / n}
+    for k in ("rise", "rise_cap", "reference", "pcim"):
+        ratios = [a / b for a, b in zip(runs[k], runs["reference"])]
+        row[k] = {
+            "seconds_per_field": med[k] / n_fields,
+            "seconds_per_mp": med[k] / n_fields / mp,
+            "forward_passes_per_mp": passes[k] / n_fields / mp,
+            "over_floor": med[k] / (passes[k] * floor_per_pass),
+            "over_reference": float(np.median(ratios)),
+        }
+    row["reference_over_rise"] = 1 / row["rise"]["over_reference"]
+    row["pxap_rise"] = _pxap(maps["rise"], gts)
+    row["pxap_reference"] = _pxap(maps["reference"], gts)
+    return row
+
+
 def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 1,
             threads: tuple[int, ...] = (1, 2), repeats: int = 3, pcim_sizes: tuple[int, ...] = (512, 2048),
             memory: bool = False, log: Any = None) -> dict[str, Any]:
@@ -166,7 +238,6 @@ def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 
     from napari_pcim.bench.quality import HELD_OUT_SEED
     from napari_pcim.devices import resolve_device
     from napari_pcim.explainers import explain
-    from napari_pcim.explainers.batching import tune
     from napari_pcim.synth import generate_field
 
     say = log or (lambda _m: None)
@@ -177,7 +248,6 @@ def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 
     fields = np.stack([f.image for f in made])
     gts = [f.labels["gt"] > 0 for f in made]
     x = clf.prepare(fields)
-    mp = h * w / 1e6
     before = torch.get_num_threads()
     out: dict[str, Any] = {
         "model": model_name, "device": str(device),
@@ -190,63 +260,7 @@ def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 
         for t in threads:
             torch.set_num_threads(t)
             explain(clf, fields[:1], method="rise", device=device, n_masks=64)  # warm-up, tunes the batch
-            bs, per_image = tune(clf.module, x[:1], model=clf.sha256)
-            runs: dict[str, list[float]] = {k: [] for k in ("floor", "rise", "rise_cap", "reference", "pcim")}
-            passes: dict[str, float] = {}
-            maps: dict[str, list[np.ndarray]] = {"rise": [], "reference": []}
-            used: list[float] = []
-
-            def floor() -> None:
-                runs["floor"].append(sum(forward_floor(clf.module, x[i:i + 1], n, bs) for i in range(n_fields)))
-
-            def rise(cap: bool) -> None:
-                t0 = time.perf_counter()
-                att = explain(clf, fields, method="rise", target=TARGET, device=device, n_masks=n,
-                              **({"tolerance": 0.0} if cap else {}))
-                runs["rise_cap" if cap else "rise"].append(time.perf_counter() - t0)
-                passes["rise_cap" if cap else "rise"] = att.n_forward
-                if not cap:
-                    used.append(float(att.info.get("masks_used", n)))
-                    maps["rise"] = [att.maps[i, 0] for i in range(n_fields)]
-
-            def reference() -> None:
-                t0 = time.perf_counter()
-                sal = [reference_rise(clf.module, x[i:i + 1], n, seed=i) for i in range(n_fields)]
-                runs["reference"].append(time.perf_counter() - t0)
-                passes["reference"] = n * n_fields
-                k = list(clf.meta.classes).index(TARGET)
-                maps["reference"] = [s[k].cpu().numpy() for s in sal]
-
-            def pcim() -> None:
-                t0 = time.perf_counter()
-                att = explain(clf, fields, method="pcim", target=TARGET, device=device)
-                runs["pcim"].append(time.perf_counter() - t0)
-                passes["pcim"] = att.n_forward
-
-            order = [floor, lambda: rise(False), lambda: rise(True), reference, pcim]
-            for r in range(repeats):
-                for f in order[r % len(order):] + order[: r % len(order)]:  # rotate the order
-                    f()
-                say(f"bench speed: threads {t}, repeat {r + 1}/{repeats} done")
-            med = {k: float(np.median(v)) for k, v in runs.items()}
-            floor_per_pass = med["floor"] / (n * n_fields)
-            row: dict[str, Any] = {"tuned_batch_size": bs, "sweep_seconds_per_image": per_image,
-                                   "floor_seconds_per_image": floor_per_pass,
-                                   "rise_masks_used_mean": float(np.mean(used)),
-                                   "rise_masks_used_share": float(np.mean(used)) / n}
-            for k in ("rise", "rise_cap", "reference", "pcim"):
-                ratios = [a / b for a, b in zip(runs[k], runs["reference"])]
-                row[k] = {
-                    "seconds_per_field": med[k] / n_fields,
-                    "seconds_per_mp": med[k] / n_fields / mp,
-                    "forward_passes_per_mp": passes[k] / n_fields / mp,
-                    "over_floor": med[k] / (passes[k] * floor_per_pass),
-                    "over_reference": float(np.median(ratios)),
-                }
-            row["reference_over_rise"] = 1 / row["rise"]["over_reference"]
-            row["pxap_rise"] = _pxap(maps["rise"], gts)
-            row["pxap_reference"] = _pxap(maps["reference"], gts)
-            out["threads"][str(t)] = row
+            out["threads"][str(t)] = _one_setting(clf, fields, x, gts, n, repeats, device, say, t)
         torch.set_num_threads(max(threads))
         out["pcim_threads"] = max(threads)
         out["pcim_seconds_per_mp"] = {}
@@ -269,9 +283,10 @@ def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 
 
 def format_table(result: dict[str, Any]) -> str:
     """The figures of :func:`measure` as a plain-text table."""
-    lines = [f"{result['model']} on {result['device']} ({result['device_name']}, {result['cpu_count']} cores), "
-             f"torch {result['torch']}, {result['input_size'][0]}² fields × {result['fields']}, "
-             f"N = {result['n_masks_cap']} (cap), {result['repeats']} repeats, order rotated"]
+    head = (f"{result['model']} on {result['device']} ({result['device_name']}, {result['cpu_count']} "
+            f"cores), torch {result['torch']}, {result['input_size'][0]}² fields × {result['fields']}, "
+            f"N = {result['n_masks_cap']} (cap), {result['repeats']} repeats, order rotated")
+    lines = [head]
     for t, row in result["threads"].items():
         lines.append(f"\ntorch threads {t}: tuned batch {row['tuned_batch_size']}, floor "
                      f"{row['floor_seconds_per_image'] * 1e3:.2f} ms/image; RISE used "

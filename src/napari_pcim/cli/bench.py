@@ -133,7 +133,7 @@ def bench_quality(args: argparse.Namespace) -> int:
 
 def bench_plate(args: argparse.Namespace) -> int:
     """``napari-pcim bench plate``: fields/minute in-process and on dask, plus a cost model."""
-    from napari_pcim.bench.plate import cost, measure
+    from napari_pcim.bench.plate import measure
 
     figures = measure(wells=args.wells, fields=args.fields, size=args.size, method=args.method,
                       workers=args.workers, device=args.device)

@@ -218,7 +218,9 @@ def forward_passes(method: str, options: dict[str, Any], n_tiles: int) -> tuple[
 def estimate_text(typical_s: float, most_s: float) -> str:
     """``"about 40 s on this machine"`` (with ``", at most 80 s"`` when the two differ)."""
     def fmt(s: float) -> str:
+        if s < 1:
+            return "under 1 s"
         return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
-    text = f"about {fmt(typical_s)} on this machine"
+    text = f"{'' if typical_s < 1 else 'about '}{fmt(typical_s)} on this machine"
     return text + (f", at most {fmt(most_s)}" if most_s > 1.25 * typical_s else "")

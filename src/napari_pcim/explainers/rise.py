@@ -62,17 +62,17 @@ MAX_GRID = 128
 class RISEOptions:
     """RISE's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    n_masks: int = field(default=4000, metadata={
+    n_masks: int = field(default=3000, metadata={
         "help": "most random masks N (fewer when the map converges first, see tolerance)", "min": 1,
         "main": True})
-    tolerance: float = field(default=0.05, metadata={
+    tolerance: float = field(default=0.2, metadata={
         "help": "stop once the map's estimated noise is below this fraction of its variance "
                 "(checked every 256 masks); 0: always draw n_masks", "min": 0, "max": 1,
         "max_open": True})
-    grid: int = field(default=8, metadata={
+    grid: int = field(default=16, metadata={
         "help": "s: mask grid cells per side (segmentation=grid); at most the tile side",
         "min": 1, "max": MAX_GRID, "main": True})
-    p: float = field(default=0.5, metadata={
+    p: float = field(default=0.1, metadata={
         "help": "probability of keeping a grid cell / region", "min": 0, "min_open": True,
         "max": 1, "max_open": True, "main": True})
     baseline: Baseline = baseline_field("what masked pixels become")

@@ -107,6 +107,7 @@ class ExplainWidget(QWidget):
         self.estimate = QLabel()  # "about 40 s on this machine", from the cost model
         self.estimate.setWordWrap(True)
         self._estimate_key: Any = None
+        self.estimate_seconds: tuple[float, float] | None = None  # (typical, most) of the last estimate
         self._estimate_signal = _EstimateSignal()
         self._estimate_signal.ready.connect(self._show_estimate)
         self.status = QLabel("Load a plate, a well and a model first.")
@@ -246,14 +247,14 @@ class ExplainWidget(QWidget):
         except ValueError:
             options = None
         if options is None:
-            self._estimate_key = None
+            self._estimate_key = self.estimate_seconds = None
             self.estimate.setText("")
             return
         shape = tuple(int(v) for v in view.data.shape[-2:])
         key = (id(clf), s.device, self.method, repr(sorted(options.items())), shape)
         if key == self._estimate_key:
             return
-        self._estimate_key = key
+        self._estimate_key, self.estimate_seconds = key, None
         self.estimate.setText("Estimate: measuring this machine…")
         signal, method = self._estimate_signal, self.method
 
@@ -272,6 +273,7 @@ class ExplainWidget(QWidget):
     def _show_estimate(self, key: Any, result: Any) -> None:
         if key != self._estimate_key:
             return  # a newer request is on its way
+        self.estimate_seconds = result
         if result is None:
             self.estimate.setText("Estimate: not available for this method.")
         else:
