@@ -186,10 +186,7 @@ class NoSpotNet(SpotNet):
 def test_unmeasurable_fidelity_is_left_out(tiny_classifier, tmp_path):
     """A fidelity baseline the model still calls treated: no fidelity rows, a note says why;
     the same run with a model that calls the baseline control has all fidelity rows."""
-    meta = dict(tiny_classifier.meta.extra, **{
-        "channels": list(CHANNELS), "input_size": [64, 64], "classes": ["control", "treated"],
-        "normalization": {"mean": [150.0] * 4, "std": [100.0] * 4}, "field_mode": "tile",
-        "tile_overlap": 16, "arch": "nospot"})
+    meta = dict(tiny_classifier.meta.extra, channels=list(CHANNELS), input_size=[64, 64], classes=["control", "treated"], normalization={"mean": [150.0] * 4, "std": [100.0] * 4}, field_mode="tile", tile_overlap=16, arch="nospot")
     nospot = load_classifier(save_classifier(NoSpotNet().eval(), meta, tmp_path / "nospot.pt"))
     kw = {"methods": ("saliency",), "n_fields": 1, "size": 64, "n_boot": 50,
           "fidelity": {"steps": 4, "baseline": "median"}}

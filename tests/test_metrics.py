@@ -321,7 +321,7 @@ def test_srg_rewards_the_right_order_and_cancels_the_removal_effect(foci_model):
     x, gt = foci_field()
     good = gt.astype(float) + 1e-3 * np.random.default_rng(0).random(gt.shape)
     rev = good.max() - good
-    opts = dict(steps=16, batch_size=8, baseline="median")
+    opts = {"steps": 16, "batch_size": 8, "baseline": "median"}
     s_good = metrics.srg(good, foci_model, x, 1, **opts)
     s_rev = metrics.srg(rev, foci_model, x, 1, **opts)
     assert s_good > 0.3 and s_rev < -0.3

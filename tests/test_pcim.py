@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from known_answer import S, X0, Y0, SquareMarker
+from known_answer import X0, Y0, S, SquareMarker
 from known_answer import known_answer_field as _field
 
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.pcim import PCIMOptions, check_differentiable, pcim_attribute
+
 
 class Detached(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,12 @@ import torch
 
 from napari_pcim.classifier import bundled_models, load_classifier
 from napari_pcim.training.architectures import ARCHITECTURES, build_model, count_macs
-from napari_pcim.training.classifier_training import EVAL_SEED, VAL_SEED_OFFSET, evaluate_classifier, train_classifier
+from napari_pcim.training.classifier_training import (
+    EVAL_SEED,
+    VAL_SEED_OFFSET,
+    evaluate_classifier,
+    train_classifier,
+)
 from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES
 
 BUNDLED = ("foci_vgg", "foci_resnet", "translocation_vgg", "worms_vgg", "foci_vgg16", "foci_resnet18")

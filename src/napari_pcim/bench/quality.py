@@ -33,22 +33,26 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from napari_pcim import metrics
+from napari_pcim.bench.quality_core import (  # noqa: F401  (re-exported: the benchmark's API)
+    ABLATIONS,
+    HELD_OUT_SEED,
+    PCIM_ORIGINAL,
+    TARGET_CLASS,
+    TIME_METRIC,
+    TUNING_SEED,
+    ModelSpec,
+    QualityResult,
+    bootstrap_ci,
+    pcim_summary,
+    winners,
+)
 
-#: Seed of the evaluation fields: the published tables use these, and no default is chosen
-#: on them (training uses small seeds).
-HELD_OUT_SEED = 7_000_001
-#: Seed of the tuning fields: method defaults (PCIM, RISE) are chosen on these only.
-TUNING_SEED = 6_000_001
-TARGET_CLASS = "treated"
-#: Methods given the field's own label image (cells, else worms, else nuclei) as ``regions=``.
 LABEL_REGION_METHODS = ("feature_ablation",)
-TIME_METRIC = "seconds_per_field"
 
 #: Options per method in a full run and in ``--quick``. PCIM and RISE run at their
 #: product defaults (PCIMOptions, RISEOptions) in both: never overridden here.
@@ -59,14 +63,6 @@ FULL_OPTIONS: dict[str, dict[str, Any]] = {
 QUICK_OPTIONS: dict[str, dict[str, Any]] = {
     "integrated_gradients": {"n_steps": 8},
     "occlusion": {"window": 32, "stride": 32},
-}
-#: PCIM's original formulation (before issue 12), reachable through its options.
-PCIM_ORIGINAL = {"loss": "log-prob", "update": "adam", "budget": 0.5,
-                 "readout": "mass-above-median"}
-#: Ablation rows: name → (method, options over its defaults). Reported, never "best".
-ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "pcim_20steps": ("pcim", {"steps": 20}),
-    "pcim_original": ("pcim", PCIM_ORIGINAL),
 }
 # 64 steps change 1/64 of the pixels per step: the phenotype covers ~1-3 % of a foci
 # field, so coarser steps saturate the insertion curve at the first step for any map.
@@ -81,85 +77,6 @@ BASELINE_CHECK: tuple[tuple[str, dict[str, Any]], ...] = (
     ("median", {}), ("zero", {}), ("mean", {}), ("blur σ=1", {"blur_sigma": 1.0}),
     ("blur σ=2", {"blur_sigma": 2.0}), ("blur σ=side/8", {}), ("background", {}),
 )
-
-
-@dataclass
-class ModelSpec:
-    """One benchmarked classifier: its phenotype, an architecture label and the Classifier."""
-
-    phenotype: str
-    arch: str
-    classifier: Any
-
-
-@dataclass
-class QualityResult:
-    """Rows (metrics and per-field time), notes on skipped methods, and the run's settings."""
-
-    rows: list[dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    #: {"phenotype/arch": {"treated fields": p, "control fields": p, <baseline>: p}}
-    baseline_check: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: {"phenotype/arch/method": number of flat maps (constant after normalisation)}
-    flat: dict[str, int] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def bootstrap_ci(
-    values: Sequence[float], *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its percentile-bootstrap CI over finite values.
-
-    NaN values are dropped first; one value gives a zero-width interval, none gives NaNs.
-    """
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if v.size == 1:
-        return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    # Guard against float round-off putting the mean a hair outside its own interval.
-    return mean, float(min(low, mean)), float(max(high, mean))
-
-
-def winners(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], set[str]]:
-    """{(phenotype, arch, metric): methods that are best or tied (CI overlaps the best's)}."""
-    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["metric"] != TIME_METRIC and math.isfinite(r["mean"]) and r["method"] not in ABLATIONS:
-            cells.setdefault((r["phenotype"], r["arch"], r["metric"]), []).append(r)
-    out = {}
-    for key, cell in cells.items():
-        higher = cell[0]["higher_is_better"]
-        best = max(cell, key=lambda r: r["mean"] if higher else -r["mean"])
-        out[key] = {
-            r["method"]
-            for r in cell
-            if r["ci_low"] <= best["ci_high"] and r["ci_high"] >= best["ci_low"]
-        }
-    return out
-
-
-def pcim_summary(
-    rows: list[dict[str, Any]], method: str = "pcim"
-) -> tuple[float, list[tuple[str, str, str]]]:
-    """(share of cells where ``method`` is best or tied, the cells it loses)."""
-    win = winners(rows)
-    present = {
-        (r["phenotype"], r["arch"], r["metric"]) for r in rows if r["method"] == method
-    }
-    cells = [k for k in win if k in present]
-    if not cells:
-        return math.nan, []
-    lost = sorted(k for k in cells if method not in win[k])
-    return 1.0 - len(lost) / len(cells), lost
 
 
 # ------------------------------------------------------------------------------- core

@@ -35,11 +35,13 @@ def _one_model(args: tuple[str, bool, int, str]) -> Any:
 
 
 def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | None = None,
-        markdown: str | None = None, device: str = "auto", jobs: int = 1) -> int:
+        markdown: str | None = None, device: str = "auto", jobs: int = 1,
+        command: str | None = None) -> int:
     """Benchmark every bundled model, print the markdown (and the summary line to stderr).
 
     ``jobs > 1`` benchmarks that many models at once in worker processes (one torch
-    thread each); the result is the same as one process's, in the same model order."""
+    thread each); the result is the same as one process's, in the same model order.
+    ``command``: how the run was invoked, for the report (default: this module's CLI)."""
     from napari_pcim.bench import quality
     from napari_pcim.bench.quality_report import pcim_vs_rise
     from napari_pcim.devices import resolve_device
@@ -71,10 +73,11 @@ def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | Non
     result.settings["jobs"] = jobs
     result.notes[:0] = notes
     result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    result.settings["command"] = (
-        "napari-pcim bench quality" + (" --quick" if quick else "") + f" --fields {n}")
+    result.settings["command"] = command or (
+        "python -m napari_pcim.bench.quality_cli" + (" --quick" if quick else "")
+        + f" --fields {n}" + (f" --jobs {jobs}" if jobs > 1 else ""))
     print(quality.write_reports(result, json_out=json_out, markdown=markdown))
-    share, lost = quality.pcim_summary(result.rows)
+    share, _ = quality.pcim_summary(result.rows)
     vs = pcim_vs_rise(result)
     flat = sum(v for k, v in result.flat.items() if k.endswith("/pcim"))
     print(f"bench quality: {len(specs)} models, PCIM best or tied in {share:.0%} of cells; "
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="models benchmarked at once (processes)")
     a = p.parse_args(argv)
     return run(quick=a.quick, n_fields=a.fields, json_out=a.json_out, markdown=a.markdown,
-               device=a.device, jobs=a.jobs)
+               device=a.device, jobs=a.jobs,
+               command="python -m napari_pcim.bench.quality_cli " + " ".join(argv or sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,14 @@ from typing import Any
 
 from napari_pcim import metrics
 from napari_pcim.atomic import write_text
-from napari_pcim.bench.quality import (
-    ABLATIONS, HELD_OUT_SEED, TIME_METRIC, TUNING_SEED, QualityResult, pcim_summary, winners,
+from napari_pcim.bench.quality_core import (
+    ABLATIONS,
+    HELD_OUT_SEED,
+    TIME_METRIC,
+    TUNING_SEED,
+    QualityResult,
+    pcim_summary,
+    winners,
 )
 
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
@@ -57,18 +63,20 @@ def _header(result: QualityResult) -> list[str]:
     s = result.settings
     methods = [m for m in s.get("methods", []) if m]
     lines = [
-        f"**Fields.** Evaluation: newly generated treated fields, seeds {s.get('seed', HELD_OUT_SEED)} + i "
-        f"(i < {s.get('n_fields', '?')}), never used for training or for choosing a default. "
-        f"Defaults (PCIM's, RISE's) were chosen on tuning fields, seeds {s.get('tuning_seed', TUNING_SEED)} + i "
-        "(`python -m napari_pcim.bench.quality_tuning`).",
+        (f"**Fields.** Evaluation: newly generated treated fields, seeds "
+         f"{s.get('seed', HELD_OUT_SEED)} + i (i < {s.get('n_fields', '?')}), never used for "
+         "training or for choosing a default. Defaults (PCIM's, RISE's) were chosen on tuning "
+         f"fields, seeds {s.get('tuning_seed', TUNING_SEED)} + i "
+         "(`python -m napari_pcim.bench.quality_tuning`)."),
         "",
-        "**Maps.** Every metric sees `max(a, 0) / max(a)`: negative attribution counts as none. "
-        "Rank-based metrics (relevance rank, PxAP, ROC AUC, pointing game) lead: a monotone "
-        "offset of the read-out cannot move them. Relevance mass depends on that normalisation.",
+        ("**Maps.** Every metric sees `max(a, 0) / max(a)`: negative attribution counts as "
+         "none. Rank-based metrics (relevance rank, PxAP, ROC AUC, pointing game) lead: a "
+         "monotone offset of the read-out cannot move them. Relevance mass depends on that "
+         "normalisation."),
         "",
-        f"**Fidelity.** Baseline `{s.get('fidelity', {}).get('baseline', '?')}`, "
-        f"{s.get('fidelity', {}).get('steps', '?')} steps; deletion, insertion and SRG "
-        "(deletion least-relevant-first − most-relevant-first) on p(target).",
+        (f"**Fidelity.** Baseline `{s.get('fidelity', {}).get('baseline', '?')}`, "
+         f"{s.get('fidelity', {}).get('steps', '?')} steps; deletion, insertion and SRG "
+         "(deletion least-relevant-first − most-relevant-first) on p(target)."),
         "",
         "| method | explains |", "| --- | --- |",
     ]
@@ -120,13 +128,14 @@ def to_markdown(result: QualityResult) -> str:
     share, lost = pcim_summary(result.rows)
     n_cells = len([k for k in win if _find(rows, *k[:2], "pcim", k[2])])
     if math.isfinite(share):
-        lines += [f"**PCIM best or tied in {share:.0%} of {n_cells} (phenotype × arch × metric) "
-                  f"cells** over {len(models)} models (ablation rows do not compete).", ""]
+        lines += [(f"**PCIM best or tied in {share:.0%} of {n_cells} (phenotype × arch × "
+                   f"metric) cells** over {len(models)} models (ablation rows do not compete)."),
+                  ""]
     vs = pcim_vs_rise(result)
     if vs:
         n_better = sum(v[5] for v in vs)
-        lines += [f"### PCIM vs RISE, rank-based cells of the fluorescence phenotypes: "
-                  f"PCIM strictly better (CIs apart) in {n_better} of {len(vs)}", "",
+        lines += [("### PCIM vs RISE, rank-based cells of the fluorescence phenotypes: "
+                   f"PCIM strictly better (CIs apart) in {n_better} of {len(vs)}"), "",
                   "| model | metric | PCIM | RISE | strictly better |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {p} · {a} | {m} | {pm:.3f} | {rm:.3f} | {'yes' if b else 'no'} |"
                   for p, a, m, pm, rm, b in vs]
@@ -140,8 +149,8 @@ def to_markdown(result: QualityResult) -> str:
             lines.append(f"| {pheno} · {arch} | " + " | ".join(
                 str(result.flat.get(f"{pheno}/{arch}/{m}", "—")) for m in methods) + " |")
         lines.append("")
-    lines += ["Mean [95% percentile-bootstrap CI] over evaluation fields; **bold**: best or "
-              "tied with the best (CIs overlap). ↑ higher is better, ↓ lower is better.", ""]
+    lines += [("Mean [95% percentile-bootstrap CI] over evaluation fields; **bold**: best or "
+               "tied with the best (CIs overlap). ↑ higher is better, ↓ lower is better."), ""]
     names = [m for m in METRIC_ORDER if any(r["metric"] == m for r in rows)]
     for pheno, arch in models:
         cell_rows = [r for r in rows if (r["phenotype"], r["arch"]) == (pheno, arch)]
@@ -172,8 +181,8 @@ def to_markdown(result: QualityResult) -> str:
     if result.baseline_check:
         labels = list(next(iter(result.baseline_check.values())))
         lines += ["#### Baseline check: mean p(treated)", "",
-                  f"A fidelity baseline must score like the control fields (p < 0.5 here) for "
-                  f"fidelity to be measured.", "",
+                  ("A fidelity baseline must score like the control fields (p < 0.5 here) "
+                   "for fidelity to be measured."), "",
                   "| model | " + " | ".join(labels) + " |", "| --- " * (len(labels) + 1) + "|"]
         for model, vals in result.baseline_check.items():
             lines.append(f"| {model} | " + " | ".join(f"{vals[k]:.3f}" for k in labels) + " |")

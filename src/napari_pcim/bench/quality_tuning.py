@@ -41,9 +41,8 @@ def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
          fidelity: bool = False) -> list[dict[str, Any]]:
     """One row per (model, variant): mean rank metrics, flat maps, seconds per field
     (and deletion AUC and SRG with the benchmark's fidelity baseline, with ``fidelity``)."""
-    from napari_pcim.bench.quality import QUICK_FIDELITY
-
     from napari_pcim import synth
+    from napari_pcim.bench.quality import QUICK_FIDELITY
     from napari_pcim.explainers import explain
 
     specs, _ = bundled_specs("cpu")
