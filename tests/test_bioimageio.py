@@ -162,3 +162,18 @@ def test_a_broken_package_is_one_clear_line(tmp_path):
     with pytest.raises(ClassifierError, match="not a valid bioimage.io model") as info:
         load_classifier(folder)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.gui
+def test_model_dock_loads_a_package(make_napari_viewer, qtbot, foci_package):
+    pytest.importorskip("pytestqt")
+    from napari_pcim._napari.widgets import ModelWidget
+    from napari_pcim._napari.widgets.session import get_session
+
+    viewer = make_napari_viewer()
+    widget = ModelWidget(viewer)
+    widget.load_model(foci_package)
+    qtbot.waitUntil(lambda: get_session(viewer).classifier is not None, timeout=60_000)
+    assert get_session(viewer).classifier.path == foci_package
+    assert "bioimage.io" in widget.meta_label.text() and "fixed mean/std" in widget.meta_label.text()
+    assert widget.form is None
