@@ -65,12 +65,27 @@ def test_package_folder_and_yaml_path(foci_package, tmp_path):
         np.testing.assert_allclose(load_classifier(source).predict_proba(field), want, rtol=1e-5)
 
 
-def _package(tmp: Path, *, preprocessing=(), weights=None, out_axes=None, in_axes=None) -> Path:
-    """A package of foci_vgg's weights with the given preprocessing / weights / output axes."""
+class ChannelsLast(torch.nn.Module):
+    """foci_vgg behind a (B, Y, X, C) input, as a package with axes [batch, y, x, channel] has."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.permute(0, 3, 1, 2))
+
+
+def _package(tmp: Path, *, preprocessing=(), weights=None, out_axes=None, in_axes=None,
+             channels_last=False) -> Path:
+    """A package of foci_vgg's weights with the given preprocessing / weights / axes."""
     meta = read_metadata(bundled_model_path("foci_vgg"))
     module = torch.jit.load(str(bundled_model_path("foci_vgg"))).eval()
+    if channels_last:
+        module = torch.jit.script(ChannelsLast(module).eval())
     torch.jit.save(module, str(tmp / "weights.pt"))
-    raw = np.random.default_rng(0).uniform(100, 500, (1, 4, 128, 128)).astype("float32")
+    shape = (1, 128, 128, 4) if channels_last else (1, 4, 128, 128)
+    raw = np.random.default_rng(0).uniform(100, 500, shape).astype("float32")
     np.save(tmp / "in.npy", raw)
     out_axes = out_axes or [bm.BatchAxis(), bm.ChannelAxis(channel_names=["control", "treated"])]
     shape = [1 if isinstance(a, bm.BatchAxis) else (
@@ -122,6 +137,19 @@ def test_scale_range_per_channel(tmp_path):
     inner = torch.jit.load(str(bundled_model_path("foci_vgg"))).eval()
     want = torch.softmax(inner(x), dim=1).detach().numpy()
     np.testing.assert_allclose(clf.predict_proba(field), want, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_axes_are_permuted(tmp_path):
+    meta = read_metadata(bundled_model_path("foci_vgg"))
+    axes = [bm.BatchAxis(), bm.SpaceInputAxis(id=bm.AxisId("y"), size=128),
+            bm.SpaceInputAxis(id=bm.AxisId("x"), size=128), bm.ChannelAxis(channel_names=meta.channels)]
+    fixed = bm.FixedZeroMeanUnitVarianceDescr(kwargs=bm.FixedZeroMeanUnitVarianceAlongAxisKwargs(
+        mean=meta.mean, std=meta.std, axis=bm.AxisId("channel")))
+    clf = load_classifier(_package(tmp_path, in_axes=axes, preprocessing=[fixed], channels_last=True))
+    assert clf.meta.channels == meta.channels and clf.meta.input_size == (128, 128)
+    field = generate_field("foci", True, size=256, seed=5).image
+    want = load_classifier(bundled_model_path("foci_vgg")).predict_proba(field)
+    np.testing.assert_allclose(clf.predict_proba(field), want, rtol=1e-5, atol=1e-7)
 
 
 def test_refuses_weights_that_are_not_torchscript(tmp_path):
