@@ -49,6 +49,7 @@ def test_measure_reports_every_ratio() -> None:
     assert row["rise_masks_used_mean"] == 64 and row["tuned_batch_size"] >= 1
     text = speed.format_table(result)
     assert "÷ floor" in text and "torch threads 1" in text and "reference" in text
+    assert "| reference RISE (eclique/RISE algorithm) |" in speed.format_markdown(result)
 
 
 def test_cli_speed_flags() -> None:

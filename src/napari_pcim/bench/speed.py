@@ -305,3 +305,30 @@ def format_table(result: dict[str, Any]) -> str:
         if k in result:
             lines.append(f"{k}: {result[k]:.1f}")
     return "\n".join(lines)
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """The figures of :func:`measure` as the markdown tables of docs/benchmarks.md."""
+    head = (f"{result['model']}, {result['input_size'][0]}² fields × {result['fields']}, RISE cap "
+            f"N = {result['n_masks_cap']}, {result['repeats']} repeats with the contenders' order "
+            f"rotated; {result['device']} ({result['device_name']}, {result['cpu_count']} cores), "
+            f"torch {result['torch']}.")
+    out = [head, ""]
+    for t, row in result["threads"].items():
+        line = (f"**torch threads {t}**: tuned batch {row['tuned_batch_size']}, forward floor "
+                f"{row['floor_seconds_per_image'] * 1e3:.2f} ms/image; RISE used "
+                f"{row['rise_masks_used_mean']:.0f} of {result['n_masks_cap']} masks; PxAP of the "
+                f"maps: RISE {row['pxap_rise']:.3f}, reference {row['pxap_reference']:.3f}.")
+        out += [line, "",
+                "| method | s/MP | forward passes/MP | ÷ forward floor | ÷ reference RISE |",
+                "| --- | --- | --- | --- | --- |"]
+        names = {"rise": "RISE (defaults, stops when converged)", "rise_cap": "RISE, every mask (tolerance 0)",
+                 "reference": "reference RISE (eclique/RISE algorithm)", "pcim": "PCIM (defaults)"}
+        for k, label in names.items():
+            r = row[k]
+            out.append(f"| {label} | {r['seconds_per_mp']:.1f} | {r['forward_passes_per_mp']:.0f} | "
+                       f"{r['over_floor']:.2f} | {r['over_reference']:.2f} |")
+        out.append("")
+    for size, v in result.get("pcim_seconds_per_mp", {}).items():
+        out.append(f"- PCIM at {size}²: {v:.1f} s/MP (torch threads {result['pcim_threads']})")
+    return "\n".join(out)

@@ -47,6 +47,7 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     s.add_argument("--pcim-sizes", type=_at_least_one, nargs="*", default=[512, 2048],
                    help="field sides for PCIM seconds per megapixel (default 512 2048)")
     s.add_argument("--memory", action="store_true", help="also RISE's peak extra memory at 512²")
+    s.add_argument("--markdown", action="store_true", help="print the docs' markdown tables")
     s.set_defaults(handler="napari_pcim.cli.bench:bench_speed")
 
     q = bench.add_parser("quality", help="localisation and fidelity of every method")
@@ -83,12 +84,15 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
 
 def bench_speed(args: argparse.Namespace) -> int:
     """``napari-pcim bench speed [--threads 1 2] [--n N] [--fields F] [--pcim-sizes ...] [--json]``."""
-    from napari_pcim.bench.speed import format_table, measure
+    from napari_pcim.bench.speed import format_markdown, format_table, measure
 
     result = measure(args.device, n=args.n, n_fields=args.fields, threads=tuple(args.threads),
                      repeats=args.repeats, pcim_sizes=tuple(args.pcim_sizes), memory=args.memory,
                      log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(json.dumps(result, indent=1) if getattr(args, "json", False) else format_table(result))
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=1))
+    else:
+        print(format_markdown(result) if getattr(args, "markdown", False) else format_table(result))
     return 0
 
 
