@@ -40,14 +40,17 @@ def test_missing_label_chunk_is_an_error_not_empty_ground_truth(plate04):
     assert str(array) in str(info.value)
 
 
-def _one_well_plate(root, zarr_format: int, separator: str):
-    """A one-well, one-field plate written by zarr itself: NGFF 0.5 (v3) or 0.4 (v2)."""
+def _one_well_plate(root, zarr_format: int, separator: str, ours: bool = True, data=None):
+    """A one-well, one-field plate written by zarr itself: NGFF 0.5 (v3) or 0.4 (v2); with
+    ``ours`` its root carries napari-pcim's attributes, as the plates napari-pcim writes."""
     import zarr
 
     def ome(meta: dict) -> dict:
         return {"ome": {"version": "0.5", **meta}} if zarr_format == 3 else {"version": "0.4", **meta}
 
     group = zarr.open_group(root, mode="w", zarr_format=zarr_format)
+    if ours:
+        group.attrs["napari_pcim"] = {"phenotype": "foci"}
     group.attrs.update(ome({"plate": {
         "rows": [{"name": "A"}], "columns": [{"name": "1"}],
         "wells": [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}],
@@ -58,7 +61,8 @@ def _one_well_plate(root, zarr_format: int, separator: str):
     axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
             {"name": "x", "type": "space"}]
     image.attrs.update(ome({"multiscales": [{"axes": axes, "datasets": [{"path": "s0"}]}]}))
-    data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16) + 1
+    if data is None:
+        data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16) + 1
     encoding = {"name": "default" if zarr_format == 3 else "v2", "separator": separator}
     image.create_array("s0", data=data, chunks=(1, 8, 8), chunk_key_encoding=encoding)
     return data
@@ -77,6 +81,23 @@ def test_missing_chunk_named_in_v2_and_v3_plates(tmp_path, zarr_format, separato
     (root / "A" / "1" / "0" / "s0" / key).unlink()
     with pytest.raises(PlateError, match=f"chunk {key} is missing"):
         open_plate(root).read_field("A01", 0)
+
+
+@pytest.mark.parametrize("zarr_format", [3, 2])
+def test_a_plate_from_another_writer_may_skip_empty_chunks(tmp_path, zarr_format):
+    """zarr 3 skips chunks that hold only the fill value (an empty tile, an empty label
+    image), as the zarr specification allows; such a plate from another writer used to be
+    refused as incomplete. It reads with the fill value there."""
+    import zarr
+
+    root = tmp_path / "plate.zarr"
+    data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16) + 1
+    data[1, :8, :8] = 0  # one chunk of zeros: not written
+    with zarr.config.set({"array.write_empty_chunks": False}):
+        _one_well_plate(root, zarr_format, "/", ours=False, data=data)
+    key = "c/1/0/0" if zarr_format == 3 else "1/0/0"
+    assert not (root / "A" / "1" / "0" / "s0" / key).exists()
+    assert np.array_equal(open_plate(root).read_field("A01", 0), data)
 
 
 def _exported_ome_tiff(path):

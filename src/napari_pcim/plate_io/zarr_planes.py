@@ -20,7 +20,7 @@ from napari_pcim.plate_io.planes import PlaneSelection
 
 def _extents(image: Path) -> tuple[list[str], tuple[int, ...], str]:
     _, _, _, ds = zr._zarr_image_meta(image)
-    return zr._zarr_axes(zr._attrs(image)), tuple(zr._open_array(image / ds).shape), ds
+    return zr._zarr_axes(zr._attrs(image)), zr.array_shape(image / ds), ds
 
 
 def apply_selection(plate: Plate, selection: PlaneSelection | None) -> Plate:

@@ -6,12 +6,17 @@ zarr lazily, on ``read_field``, so opening a 384-well × 9-field plate reads ~40
 JSON files and no pixels (``napari-pcim bench io``). A well's fields are the images its NGFF well metadata
 lists, in order: field ``i`` (0-based) is the ``i``-th image (path ``"0"`` first).
 
-zarr reads a missing chunk as the array's fill value; :func:`read_region` refuses
-instead, naming the array and the chunk (it checks only the chunks the read touches).
+zarr reads a missing chunk as the array's fill value, as the zarr specification says:
+writers skip chunks that hold only the fill value (zarr 3 does by default), so an empty
+label image or a black tile may have no chunk files at all. In a plate napari-pcim wrote
+(its root attributes carry ``napari_pcim``; our writer stores every chunk) a missing
+chunk can only mean damage, so :func:`read_region` refuses it, naming the array and the
+chunk (it checks only the chunks the read touches).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -105,12 +110,30 @@ def _chunk_range(sel: int | slice, n: int, chunk: int) -> range:
     return range(start // chunk, math.ceil(stop / chunk)) if stop > start else range(0)
 
 
+@functools.lru_cache(maxsize=256)
+def _written_by_napari_pcim(folder: Path) -> bool:
+    """Whether ``folder`` or a zarr group above it carries napari-pcim's plate attributes."""
+    for group in (folder, *folder.parents):
+        for name in (".zattrs", "zarr.json"):
+            try:
+                attrs = json.loads((group / name).read_text())
+            except (OSError, ValueError):
+                continue
+            if "napari_pcim" in attrs or "napari_pcim" in attrs.get("attributes", {}):
+                return True
+    return False
+
+
 def read_region(arr: Any, index: tuple[int | slice, ...], where: Path) -> np.ndarray:
-    """``arr[index]`` read into memory; PlateError naming ``where`` if a chunk it needs is missing.
+    """``arr[index]`` read into memory. In a plate napari-pcim wrote, PlateError naming
+    ``where`` if a chunk the read needs is missing; elsewhere a missing chunk is the fill
+    value (the zarr specification's meaning).
 
     The stored objects are chunks, or shards for sharded zarr v3 arrays; only those the
     read touches are looked up (one ``stat`` each), so reads stay fast on large arrays.
     """
+    if not _written_by_napari_pcim(where.absolute()):
+        return np.asarray(arr[index])
     grid = getattr(arr, "shards", None) or arr.chunks
     index = index + (slice(None),) * (len(arr.shape) - len(index))
     ranges = [_chunk_range(s, n, c) for s, n, c in zip(index, arr.shape, grid)]
