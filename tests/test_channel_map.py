@@ -161,3 +161,28 @@ def test_plate_dock_offers_z_and_time(make_napari_viewer, tmp_path):
     assert p.read_field("B03")[0, 0, 0] == value(2, 3, 1, 1, 3, 2)
     flat = dock.open_plate(imagexpress(tmp_path / "flat"))
     assert flat is not None and dock.planes_row.isHidden()
+
+
+@pytest.mark.gui
+def test_model_dock_maps_instrument_channels_to_the_model(make_napari_viewer, qtbot, tmp_path):
+    """A plate with channels w1..w4 and the bundled foci model: the Model dock offers the
+    map, prefilled, and Apply makes the plate match the model (the check turns green)."""
+    from napari_pcim._napari.widgets.model import ModelWidget
+    from napari_pcim._napari.widgets.plate import PlateWidget
+    from napari_pcim.classifier import bundled_model_path
+
+    root = imagexpress(tmp_path / "IX", names=("w1", "w2", "w3", "w4"), htd=False)
+    viewer = make_napari_viewer()
+    plate_w, model_w = PlateWidget(viewer), ModelWidget(viewer)
+    plate_w.open_plate(root)
+    worker = model_w.load_model(bundled_model_path("foci_vgg"))
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: model_w.session.classifier is not None, timeout=10_000)
+    assert "✗" in model_w.check_label.text() and not model_w.channel_map.isHidden()
+    boxes = model_w.channel_map.boxes
+    assert list(boxes) == ["DAPI", "Actin", "GFP", "Brightfield"]
+    assert [b.currentText() for b in boxes.values()] == ["w1", "w2", "w3", "w4"]  # plate order
+    model_w.channel_map.apply()
+    assert model_w.session.plate.channel_names == ["DAPI", "Actin", "GFP", "Brightfield"]
+    assert "✓" in model_w.check_label.text()

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_pcim._napari.widgets.channel_map import ChannelMapWidget
 from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim.vocabulary import field_label
@@ -88,6 +89,10 @@ class ModelWidget(QWidget):
         self.proba_label = QLabel()
         self.proba_label.setWordWrap(True)
         self.form: QWidget | None = None  # the sidecar form, while one is open
+        # plate channels -> model channels; shown when their names differ or a map is applied
+        self.channel_map = ChannelMapWidget([], None, on_apply=self.session.set_plate)
+        self.channel_map.setVisible(False)
+        self._mapped_for: tuple[int, int] | None = None
         self.form_box = QVBoxLayout()
 
         pick = QHBoxLayout()
@@ -100,6 +105,7 @@ class ModelWidget(QWidget):
         layout.addLayout(pick)
         layout.addWidget(self.meta_label)
         layout.addWidget(self.check_label)
+        layout.addWidget(self.channel_map)
         layout.addLayout(self.form_box)
         layout.addLayout(form)
         layout.addWidget(self.predict_btn)
@@ -231,8 +237,18 @@ class ModelWidget(QWidget):
                     f"<span style='color:{_OK}'>✓ the plate has the model's channels ({used})</span>"
                 )
                 ok = True
+        self._show_channel_map(ok)
         self.predict_btn.setEnabled(ok and self.session.current_view() is not None)
         return ok
+
+    def _show_channel_map(self, ok: bool) -> None:
+        """Offer the channel map when the plate lacks the model's channel names (or has a map)."""
+        clf, plate = self.session.classifier, self.session.plate
+        show = clf is not None and plate is not None and (not ok or bool(plate.channel_map))
+        if show and self._mapped_for != (id(clf), id(plate)):
+            self._mapped_for = (id(clf), id(plate))
+            self.channel_map.set_channels(clf.meta.channels, plate)
+        self.channel_map.setVisible(show)
 
     def _on_current(self, well: str, field: int) -> None:
         self._check()
