@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields as dc_fields
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -194,8 +193,8 @@ def explain(
     field, the model file and the stage. Tiles go through the model in batches of
     the method's ``batch_size``; when it is None (the default), or the method has
     none, the batch size is tuned for the model, device, threads and tile
-    (:func:`~.batching.tuned_batch_size`, cached) and recorded in ``options`` and
-    ``info``. ``per_channel=True``
+    (:func:`~.batching.tuned_batch_size`, cached; a method may tune its own, e.g. for
+    forward+backward, and report it as ``stats["batch_size"]``) and recorded in ``info``. ``per_channel=True``
     also fills ``channel_maps``, ``channel_importance`` and ``channel_names``
     (:mod:`.channels`: the method's own decomposition when its registry entry has one,
     else channel ablation).
@@ -235,8 +234,6 @@ def explain(
         x = classifier.prepare(arr, plate_channels)  # (N, C, Y, X) normalised, on dev
         if explicit is None:  # an explicit batch_size wins; else the tuned one (.batching)
             batch_size = tuned_batch_size(module, plan.tiles(x)[:1], model=classifier.sha256)
-            if hasattr(opts, "batch_size"):
-                opts = replace(opts, batch_size=batch_size)
         with torch.inference_mode():
             logits = torch.cat([classifier.field_logits(x[i : i + 1], batch_size) for i in range(N)])
             classifier.check_logits(logits, names, "probability pass")
@@ -297,7 +294,8 @@ def explain(
         device=str(dev), n_forward=int(job.stats.get("forward_passes", 0)),
         channel_maps=channel_maps, channel_importance=importance,
         channel_names=tuple(meta.channels) if per_channel else None,
-        info={"batch_size": batch_size, "batch_size_tuned": explicit is None,
+        info={"batch_size": int(job.stats.get("batch_size", batch_size)),
+              "batch_size_tuned": explicit is None,
               **{k: job.stats[k] for k in _INFO if k in job.stats}},
     )
 

@@ -27,7 +27,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
+from napari_pcim.explainers.batching import tuned_batch_size
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
 from napari_pcim.explainers.registry import Explainer, Job, register
@@ -383,7 +384,11 @@ def _masks(job: Job, opts: RISEOptions) -> MaskSource:
 
 
 def _attribute(job: Job, opts: RISEOptions) -> torch.Tensor:
-    """The registry's call: RISE on all tiles with masks built for this job."""
+    """The registry's call: RISE on all tiles with masks built for this job (batch tuned if None)."""
+    if opts.batch_size is None:
+        batch = tuned_batch_size(job.forward, job.tiles[:1], model=getattr(job.classifier, "sha256", None))
+        opts = replace(opts, batch_size=batch)
+    job.stats["batch_size"] = opts.batch_size
     return rise_attribute(
         job.forward, job.tiles, job.targets, options=opts, masks=_masks(job, opts),
         baselines=job.baselines, progress=job.progress, should_stop=job.should_stop,
