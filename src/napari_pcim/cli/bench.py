@@ -1,4 +1,4 @@
-"""``napari-pcim bench speed|quality|plate|memory|ui``: the bench parsers and their handlers.
+"""``napari-pcim bench speed|quality|plate|memory|ui|io|views``: the bench parsers and their handlers.
 
 :func:`add_bench_parsers` adds the ``bench`` subcommands to the main parser. Each
 handler reads its command-line flags, calls the typed benchmark functions of
@@ -15,36 +15,29 @@ import sys
 import time
 from collections.abc import Sequence
 
-
-def _at_least_one(text: str) -> int:
-    """argparse type: an integer ≥ 1 (a count of masks, fields or wells)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
-    return value
+from napari_pcim.cli.bench_io import add_io_parser
+from napari_pcim.cli.bench_views import add_views_parser
+from napari_pcim.cli.options import at_least_one
 
 
 def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[str]) -> None:
-    """Add ``bench speed|quality|plate|memory|ui`` to the main parser's subcommands.
+    """Add ``bench speed|quality|plate|memory|ui|io|views`` to the main parser's subcommands.
 
     ``method_choices``: the explain methods (read lazily by the caller, so building the
     parser imports no torch). Counts must be integers ≥ 1.
     """
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui}", required=True)
+    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui,io,views}", required=True)
 
     s = bench.add_parser("speed", help="cost model: s/MP, passes/MP, ÷ forward floor, ÷ reference RISE")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument("--n", type=_at_least_one, default=4000, help="RISE mask cap per field (default 4000)")
-    s.add_argument("--fields", type=_at_least_one, default=2, help="fields timed per method (default 2)")
-    s.add_argument("--threads", type=_at_least_one, nargs="+", default=[1, 2],
+    s.add_argument("--n", type=at_least_one, default=4000, help="RISE mask cap per field (default 4000)")
+    s.add_argument("--fields", type=at_least_one, default=2, help="fields timed per method (default 2)")
+    s.add_argument("--threads", type=at_least_one, nargs="+", default=[1, 2],
                    help="torch thread counts (default 1 2)")
-    s.add_argument("--repeats", type=_at_least_one, default=3, help="repeats, order rotated (default 3)")
-    s.add_argument("--pcim-sizes", type=_at_least_one, nargs="*", default=[512, 2048],
+    s.add_argument("--repeats", type=at_least_one, default=3, help="repeats, order rotated (default 3)")
+    s.add_argument("--pcim-sizes", type=at_least_one, nargs="*", default=[512, 2048],
                    help="field sides for PCIM seconds per megapixel (default 512 2048)")
     s.add_argument("--memory", action="store_true", help="also RISE's peak extra memory at 512²")
     s.add_argument("--markdown", action="store_true", help="print the docs' markdown tables")
@@ -54,24 +47,24 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     q.add_argument("--quick", action="store_true", help="few fields, for CI")
     q.add_argument("--json", dest="json_out", help="write the JSON rows to this file")
     q.add_argument("--markdown", help="write the markdown table to this file")
-    q.add_argument("--fields", type=_at_least_one, default=None,
+    q.add_argument("--fields", type=at_least_one, default=None,
                    help="fields per phenotype and model")
     q.add_argument("--device", default="auto")
     q.set_defaults(handler="napari_pcim.cli.bench:bench_quality")
 
     pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
-    pl.add_argument("--wells", type=_at_least_one, default=8, help="wells to explain (default 8)")
-    pl.add_argument("--fields", type=_at_least_one, default=1, help="fields per well (default 1)")
-    pl.add_argument("--size", type=_at_least_one, default=256, help="field size (default 256)")
+    pl.add_argument("--wells", type=at_least_one, default=8, help="wells to explain (default 8)")
+    pl.add_argument("--fields", type=at_least_one, default=1, help="fields per well (default 1)")
+    pl.add_argument("--size", type=at_least_one, default=256, help="field size (default 256)")
     pl.add_argument("--method", choices=method_choices, default="pcim", metavar="METHOD",
                     help="attribution method: %(choices)s (default %(default)s)")
-    pl.add_argument("--workers", type=_at_least_one, default=2)
+    pl.add_argument("--workers", type=at_least_one, default=2)
     pl.add_argument("--device", default="cpu")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(handler="napari_pcim.cli.bench:bench_plate")
 
     m = bench.add_parser("memory", help="peak RSS of explain() at 1000², 4000² and 8000² (PCIM, RISE)")
-    m.add_argument("--sizes", type=_at_least_one, nargs="+", default=None, metavar="SIZE",
+    m.add_argument("--sizes", type=at_least_one, nargs="+", default=None, metavar="SIZE",
                    help="field sides (default 1000 4000 8000)")
     m.add_argument("--device", default="cpu")
     m.add_argument("--json", action="store_true")
@@ -80,6 +73,8 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     u = bench.add_parser("ui", help="event-loop stalls while explaining in the viewer")
     u.add_argument("--json", action="store_true")
     u.set_defaults(handler="napari_pcim.cli.bench:bench_ui")
+    add_io_parser(bench)
+    add_views_parser(bench, method_choices)
 
 
 def bench_speed(args: argparse.Namespace) -> int:

@@ -14,15 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
-    return value
+from napari_pcim.cli.options import at_least_one
 
 
 def add_io_parser(bench: argparse._SubParsersAction) -> None:
@@ -35,9 +27,9 @@ def add_io_parser(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--plate", help="measure this OME-Zarr plate instead of writing the benchmark plate")
     p.add_argument("--out", help="write the benchmark plate here and keep it (default: a temporary folder, removed)")
     p.add_argument("--plate-format", type=int, choices=(96, 384, 1536), default=BIG["plate_format"])
-    p.add_argument("--wells", type=_positive, default=None, help="only the first N wells (default: all)")
-    p.add_argument("--fields", type=_positive, default=BIG["fields"], help="fields per well (default 9)")
-    p.add_argument("--size", type=_positive, default=BIG["size"], help="field side in px (default 2160)")
+    p.add_argument("--wells", type=at_least_one, default=None, help="only the first N wells (default: all)")
+    p.add_argument("--fields", type=at_least_one, default=BIG["fields"], help="fields per well (default 9)")
+    p.add_argument("--size", type=at_least_one, default=BIG["size"], help="field side in px (default 2160)")
     p.add_argument("--channels", type=int, choices=(4, 5, 6), default=BIG["channels"])
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
                    help=f"methods to explain one field with (default: {' '.join(METHODS)})")

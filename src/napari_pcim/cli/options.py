@@ -12,6 +12,19 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def at_least_one(text: str) -> int:
+    """argparse type: an integer ≥ 1 (a count of masks, fields, wells or pixels)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
+    return value
+
+
 def method_options_class(method: str) -> type:
     """The options dataclass of ``method``; ``ValueError`` for an unknown method."""
     from napari_pcim.explainers import METHOD_OPTIONS
