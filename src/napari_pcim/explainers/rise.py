@@ -63,7 +63,7 @@ MAX_GRID = 128
 class RISEOptions:
     """RISE's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
 
-    n_masks: int = field(default=3000, metadata={
+    n_masks: int = field(default=2500, metadata={
         "help": "most random masks N (fewer when the map converges first, see tolerance)", "min": 1,
         "main": True})
     tolerance: float = field(default=0.2, metadata={
