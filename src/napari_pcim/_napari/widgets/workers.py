@@ -7,6 +7,7 @@ keeps a core and the viewer stays responsive while they compute.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,17 +57,23 @@ def worker_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+#: One compute at a time sets torch's (process-wide) thread count: a run and the time
+#: estimate's sweep must not interleave their set/restore pairs.
+_THREADS_LOCK = threading.Lock()
+
+
 @contextmanager
 def _compute_threads() -> Iterator[None]:
     import torch
 
-    wanted, before = worker_threads(), torch.get_num_threads()
-    if wanted > 0:
-        torch.set_num_threads(min(wanted, before))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with _THREADS_LOCK:
+        wanted, before = worker_threads(), torch.get_num_threads()
+        if wanted > 0:
+            torch.set_num_threads(min(wanted, before))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def explain_field(
