@@ -90,7 +90,7 @@ def test_nan_logits_on_a_mixed_input_stop_pcim(tmp_path):
     assert np.isfinite(clf.predict_proba(field)).all()  # the field itself is fine
     with pytest.raises(ValueError, match=r"mixed\.pt returned NaN logits for B03 f0 on a mixed input "
                                          r"\(PCIM\)"):
-        explain(clf, field, method="pcim", steps=2, baseline="zero", field_names=["B03 f0"])
+        explain(clf, field, method="pcim", steps=2, budget=0.5, baseline="zero", field_names=["B03 f0"])
 
 
 def test_nan_logits_on_a_masked_input_stop_rise(tmp_path):

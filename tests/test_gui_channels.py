@@ -103,8 +103,9 @@ def test_two_wells_explained_with_one_method_share_contrast_limits(ui, qtbot, pl
     assert tuple(b03.contrast_limits) == pytest.approx(tuple(c05.contrast_limits))
     assert b03.metadata["contrast"] == c05.metadata["contrast"]
     assert c05.metadata["contrast"]["maps"] == 2
-    assert b03.contrast_limits[0] == 0.0  # PCIM maps are not signed here
-    assert b03.colormap.name == METHOD_COLORMAPS["pcim"]
+    low, high = b03.contrast_limits  # PCIM's mass-change maps are signed: centred on 0
+    assert low == pytest.approx(-high) and high > 0
+    assert b03.colormap.name == diverging_colormap("pcim")["name"]
     run(explain, qtbot, "rise", n_masks=32, batch_size=16)  # another method, another colormap
     rise = _maps(viewer)[-1]
     assert rise.metadata["method"] == "rise" and rise.colormap.name != b03.colormap.name

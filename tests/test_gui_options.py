@@ -153,7 +153,9 @@ def test_demo_pcim_map_from_the_widget_lies_in_the_ground_truth(make_napari_view
     assert explain.run() is not None, explain.status.text()
     qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
     (layer,) = [la for la in viewer.layers if la.metadata.get(KIND) == "attribution"]
-    assert layer.metadata["options"]["readout"] == "mass-above-median"
+    from napari_pcim.explainers.pcim import PCIMOptions
+
+    assert layer.metadata["options"]["readout"] == PCIMOptions().readout  # the GUI runs the core's default
     gt = next(la for la in viewer.layers if la.metadata.get(KIND) == "labels"
               and la.metadata.get("label") == "gt")
     share = relevance_mass_accuracy(np.asarray(layer.data), np.asarray(gt.data) > 0)

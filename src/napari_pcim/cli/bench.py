@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 from napari_pcim.cli.bench_io import add_io_parser
@@ -50,6 +49,8 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     q.add_argument("--fields", type=at_least_one, default=None,
                    help="fields per phenotype and model")
     q.add_argument("--device", default="auto")
+    q.add_argument("--jobs", type=at_least_one, default=1,
+                   help="models benchmarked at once, in worker processes of one torch thread each")
     q.set_defaults(handler="napari_pcim.cli.bench:bench_quality")
 
     pl = bench.add_parser("plate", help="whole-plate fields/minute, in-process and on local dask workers")
@@ -92,42 +93,12 @@ def bench_speed(args: argparse.Namespace) -> int:
 
 
 def bench_quality(args: argparse.Namespace) -> int:
-    """``napari-pcim bench quality [--quick] [--fields F] [--json FILE] [--markdown FILE]``."""
-    from napari_pcim.bench import quality
-    from napari_pcim.devices import resolve_device
+    """``napari-pcim bench quality [--quick] [--fields F] [--jobs J] [--json FILE] [--markdown FILE]``:
+    every bundled model (:func:`napari_pcim.bench.quality_all.run`)."""
+    from napari_pcim.bench.quality_all import run
 
-    quick = bool(getattr(args, "quick", False))
-    device = str(resolve_device(getattr(args, "device", "auto") or "auto"))
-    n_fields = args.fields if getattr(args, "fields", None) else (4 if quick else 50)
-    specs, notes = quality.bundled_specs(device)
-    if not specs:
-        print("bench quality: no bundled models found (napari_pcim/data/models/*.pt); "
-              "train them first (napari-pcim train ...)", file=sys.stderr)
-        return 2
-    if quick:
-        # CI: one model per phenotype is enough to exercise every code path.
-        first: dict[str, quality.ModelSpec] = {}
-        for spec in specs:
-            first.setdefault(spec.phenotype, spec)
-        specs = list(first.values())
-    t0 = time.perf_counter()
-    result = quality.run_benchmark(
-        specs,
-        n_fields=n_fields,
-        method_options=quality.QUICK_OPTIONS if quick else quality.FULL_OPTIONS,
-        fidelity=quality.QUICK_FIDELITY if quick else quality.FULL_FIDELITY,
-        device=device,
-        n_boot=500 if quick else 2000,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
-    result.notes[:0] = notes
-    result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    result.settings["command"] = (
-        "napari-pcim bench quality" + (" --quick" if quick else "") + f" --fields {n_fields}"
-    )
-    print(quality.write_reports(result, json_out=getattr(args, "json_out", None),
-                                markdown=getattr(args, "markdown", None)))
-    return 0
+    return run(quick=bool(args.quick), n_fields=args.fields, json_out=args.json_out,
+               markdown=args.markdown, device=args.device, jobs=args.jobs)
 
 
 def bench_plate(args: argparse.Namespace) -> int:

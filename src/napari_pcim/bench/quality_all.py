@@ -1,14 +1,14 @@
-"""Run the quality benchmark on every bundled model: ``python -m napari_pcim.bench.quality_cli``.
+"""The quality benchmark over every bundled model: what ``napari-pcim bench quality`` runs.
 
-The same run as ``napari-pcim bench quality`` (:mod:`napari_pcim.bench.quality`), with
-``--quick`` covering **every** bundled model (fewer fields each, cheaper captum
-settings), for CI. ``--markdown docs/benchmarks.md`` replaces only the text between the
-file's quality markers. :func:`run` is what the CLI handler can delegate to.
+:func:`run` benchmarks each bundled model (:mod:`napari_pcim.bench.quality`), optionally
+several at once in worker processes, merges the rows and writes the reports; ``quick``
+covers **every** bundled model with fewer fields each and cheaper captum settings (CI).
+A ``markdown`` file that already has the quality markers (``docs/benchmarks.md``) gets
+only the text between them replaced.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -74,7 +74,7 @@ def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | Non
     result.notes[:0] = notes
     result.settings["wall_seconds"] = round(time.perf_counter() - t0, 1)
     result.settings["command"] = command or (
-        "python -m napari_pcim.bench.quality_cli" + (" --quick" if quick else "")
+        "napari-pcim bench quality" + (" --quick" if quick else "")
         + f" --fields {n}" + (f" --jobs {jobs}" if jobs > 1 else ""))
     print(quality.write_reports(result, json_out=json_out, markdown=markdown))
     share, _ = quality.pcim_summary(result.rows)
@@ -85,21 +85,3 @@ def run(*, quick: bool = False, n_fields: int | None = None, json_out: str | Non
           f"{sum(v[5] for v in vs)} of {len(vs)} fluorescence rank cells; "
           f"{result.settings['wall_seconds']} s", file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.quality_cli")
-    p.add_argument("--quick", action="store_true", help="every model, few fields (CI)")
-    p.add_argument("--fields", type=int, default=None)
-    p.add_argument("--json", dest="json_out")
-    p.add_argument("--markdown")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--jobs", type=int, default=1, help="models benchmarked at once (processes)")
-    a = p.parse_args(argv)
-    return run(quick=a.quick, n_fields=a.fields, json_out=a.json_out, markdown=a.markdown,
-               device=a.device, jobs=a.jobs,
-               command="python -m napari_pcim.bench.quality_cli " + " ".join(argv or sys.argv[1:]))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
