@@ -10,22 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from instrument_layouts import imagexpress  # noqa: E402
+from gui_plate import TinyNet
+from instrument_layouts import imagexpress
 
-from napari_pcim.batch import ResultStore  # noqa: E402
-from napari_pcim.classifier import save_classifier  # noqa: E402
-from napari_pcim.cli.main import main  # noqa: E402
-from napari_pcim.export import read_annotated_field  # noqa: E402
-
-
-class TwoChannelNet(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
-        self.head = torch.nn.Linear(3, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+from napari_pcim.batch import ResultStore
+from napari_pcim.classifier import save_classifier
+from napari_pcim.cli.main import main
+from napari_pcim.export import read_annotated_field
 
 
 @pytest.fixture()
@@ -35,7 +26,7 @@ def plate_and_model(tmp_path):
     meta = {"channels": ["DAPI", "GFP"], "input_size": [8, 8],
             "normalization": {"mean": [5000.0, 5000.0], "std": [3000.0, 3000.0]},
             "classes": ["control", "treated"], "field_mode": "resize"}
-    return root, save_classifier(TwoChannelNet().eval(), meta, tmp_path / "m.pt")
+    return root, save_classifier(TinyNet(2).eval(), meta, tmp_path / "m.pt")
 
 
 def test_without_a_map_the_refusal_names_the_missing_channel(plate_and_model, tmp_path, capsys):

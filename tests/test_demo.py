@@ -20,14 +20,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.gui
 
 
-class TinyNet(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.head = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
 @pytest.mark.skipif(
@@ -35,16 +27,12 @@ class TinyNet(torch.nn.Module):
     reason="needs a display (run under xvfb-run)",
 )
 def test_demo_screenshot(tmp_path):
-    from napari_pcim.classifier import save_classifier
+    from gui_plate import save_tiny_model
+
     from napari_pcim.synth import make_plate
 
     plate = make_plate(tmp_path / "p.zarr", plate_format=96, fields=1, size=128)
-    meta = {
-        "channels": ["DAPI", "GFP"], "input_size": [32, 32],
-        "normalization": {"mean": [500.0, 500.0], "std": [300.0, 300.0]},
-        "classes": ["control", "treated"], "field_mode": "resize",
-    }
-    model = save_classifier(TinyNet().eval(), meta, tmp_path / "tiny.pt")
+    model = save_tiny_model(tmp_path / "tiny.pt", ["DAPI", "GFP"])
     shot = tmp_path / "s.png"
     code = textwrap.dedent(f"""
         import sys

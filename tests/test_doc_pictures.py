@@ -24,28 +24,17 @@ PICTURES = ("overview.png", "overview-1366.png", "explain_widget.png", "cells_wi
             "evaluate_widget.png", "compare_grid.png", "plate_widget.png")
 
 
-class TinyNet(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.head = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
 @pytest.mark.skipif(sys.platform.startswith("linux") and not os.environ.get("DISPLAY"),
                     reason="needs a display (run under xvfb-run)")
 def test_doc_pictures_are_all_made_by_the_demo(tmp_path):
-    from napari_pcim.classifier import save_classifier
+    from gui_plate import save_tiny_model
+
     from napari_pcim.synth import make_plate
 
-    torch.manual_seed(0)
     plate = make_plate(tmp_path / "p.zarr", plate_format=96, fields=1, size=96)
-    meta = {"channels": ["DAPI", "GFP"], "input_size": [32, 32],
-            "normalization": {"mean": [500.0, 500.0], "std": [300.0, 300.0]},
-            "classes": ["control", "treated"], "field_mode": "resize"}
-    model = save_classifier(TinyNet().eval(), meta, tmp_path / "tiny.pt")
+    model = save_tiny_model(tmp_path / "tiny.pt", ["DAPI", "GFP"])
     out = tmp_path / "images"
     code = textwrap.dedent(f"""
         import json, sys

@@ -12,6 +12,7 @@ import typing
 
 import pytest
 import torch
+from gui_plate import TinyNet
 
 from napari_pcim.classifier import ClassifierError, load_classifier
 from napari_pcim.classifier_meta import (
@@ -25,24 +26,12 @@ from napari_pcim.classifier_meta import (
 WAIT_MS = 60_000
 
 
-class TinyNet(torch.nn.Module):
-    """(B, 2, h, w) -> (B, 2) logits; any size (global mean pool)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.head = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
 @pytest.fixture
 def plain_model(tmp_path):
     """A TorchScript archive saved without napari-pcim metadata."""
     path = tmp_path / "colleague.pt"
     torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(TinyNet().eval()), str(path))
+    torch.jit.save(torch.jit.script(TinyNet(2).eval()), str(path))
     return path
 
 

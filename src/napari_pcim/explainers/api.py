@@ -233,7 +233,8 @@ def explain(
     try:
         x = classifier.prepare(arr, plate_channels)  # (N, C, Y, X) normalised, on dev
         if explicit is None:  # an explicit batch_size wins; else the tuned one (.batching)
-            batch_size = tuned_batch_size(module, plan.tiles(x)[:1], model=classifier.sha256)
+            # through the classifier's forward, so a model failing on real data is a ClassifierError
+            batch_size = tuned_batch_size(classifier._forward, plan.tiles(x)[:1], model=classifier.sha256)
         with torch.inference_mode():
             logits = torch.cat([classifier.field_logits(x[i : i + 1], batch_size) for i in range(N)])
             classifier.check_logits(logits, names, "probability pass")
