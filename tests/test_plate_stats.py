@@ -12,7 +12,7 @@ import zarr
 
 from napari_pcim.batch import BatchJob, ResultStore, run_plate
 from napari_pcim.classifier import bundled_model_path, save_classifier
-from napari_pcim.plate_stats import field_statistics, flag_outliers
+from napari_pcim.plate_stats import field_statistics, flag_outliers, span
 from napari_pcim.synth import make_plate
 from napari_pcim.vocabulary import DEMO_CHANNELS, DEMO_CLASSES
 
@@ -86,6 +86,15 @@ def test_flag_outliers_within_the_predicted_class_and_by_the_absolute_border_rul
     assert [(w, f) for w, f, _ in flagged] == [("C01", 1), ("D01", 0)]
     assert "background" in flagged[0][2] and "treated" in flagged[0][2]
     assert "border" in flagged[1][2]
+
+
+def test_span_rescales_a_plates_narrow_range_for_the_well_map():
+    """Concentrations of 0.02-0.06 all looked blue on a fixed 0-1 colour scale."""
+    scaled, low, high = span({"B01": 0.02, "B02": 0.04, "B11": 0.06})
+    assert (low, high) == (0.02, 0.06)
+    assert scaled == pytest.approx({"B01": 0.0, "B02": 0.5, "B11": 1.0})
+    assert span({"B01": 0.3, "B02": 0.3})[0] == {"B01": 0.5, "B02": 0.5}
+    assert span({}) == ({}, 0.0, 0.0)
 
 
 # --------------------------------------------------------------------------- planted shortcut
@@ -169,5 +178,7 @@ def test_gt_free_statistic_separates_hit_from_dmso_wells(tmp_path, make_napari_v
     widget = PlateWidget(make_napari_viewer())
     widget.open_results(tmp_path / "res.zarr")
     widget.color_by.setCurrentText("concentration")
-    assert "half the attribution" in widget.legend.text()
+    assert "half the attribution" in widget.legend.text() and "this plate's range" in widget.legend.text()
+    most, least = min(focus, key=focus.get), max(focus, key=focus.get)  # the plate's two ends
+    assert widget.well_map.color_of(most) != widget.well_map.color_of(least)
     assert all(widget.well_map.color_of(w).name() != "#6b6b6b" for w in dmso + hits)

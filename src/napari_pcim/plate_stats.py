@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BORDER_FRACTION", "STATISTICS", "field_statistics", "flag_outliers"]
+__all__ = ["BORDER_FRACTION", "STATISTICS", "field_statistics", "flag_outliers", "span"]
 
 #: Width of the border band, as a fraction of the field's side (on each side).
 BORDER_FRACTION = 0.05
@@ -165,3 +165,18 @@ def flag_outliers(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, int, 
                         f"unusual for {cls} fields (robust z {zi:.1f})")
     return [(str(records[i]["well"]), int(records[i]["field"]), "; ".join(r))
             for i, r in sorted(reasons.items())]
+
+
+def span(values: Mapping[str, float]) -> tuple[dict[str, float], float, float]:
+    """``values`` rescaled to [0, 1] over their own range, with that range ``(low, high)``.
+
+    A plate's wells often differ by a few hundredths of a share; coloured on a fixed
+    0…1 scale they would all look alike, so the well map colours a statistic over the
+    range the plate spans (the legend prints it). All equal: every well at 0.5.
+    """
+    if not values:
+        return {}, 0.0, 0.0
+    low, high = min(values.values()), max(values.values())
+    if high <= low:
+        return {w: 0.5 for w in values}, low, high
+    return {w: (v - low) / (high - low) for w, v in values.items()}, low, high

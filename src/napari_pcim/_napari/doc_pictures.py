@@ -122,6 +122,19 @@ def _labels(viewer: Any, well: str, label: str) -> Any:
                 and ly.metadata.get("well") == well and ly.metadata.get("label") == label)
 
 
+def _frame(viewer: Any, layers: Sequence[Any], margin: float = 0.05) -> None:
+    """Centre and zoom the camera on ``layers`` (napari's reset_view frames hidden layers too)."""
+    import numpy as np
+
+    boxes = np.array([np.asarray(ly.extent.world)[:, -2:] for ly in layers])  # (n, 2, 2)
+    low, high = boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0)
+    canvas = viewer.window._qt_viewer.canvas.native
+    height, width = (high - low) * (1 + 2 * margin)
+    camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9 keeps it in .scene
+    camera.center = tuple((low + high) / 2)
+    camera.zoom = min(canvas.height() / height, canvas.width() / width)
+
+
 def _control_well(plate: Any) -> str:
     """An inner DMSO well (else any well the plate map does not call a hit)."""
     others = [w for w in plate.wells if plate.phenotypes.get(w) != HIT_CLASS]
@@ -193,7 +206,7 @@ def make_doc_pictures(
     shown = {ly.name: ly.visible for ly in demo.viewer.layers}
     for ly in demo.viewer.layers:
         ly.visible = ly in tiles
-    demo.viewer.reset_view()
+    _frame(demo.viewer, tiles)
     written.append(demo.window(out / "compare_grid.png", canvas_only=True))
     for ly in demo.viewer.layers:
         ly.visible = shown.get(ly.name, True)

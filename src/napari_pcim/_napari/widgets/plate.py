@@ -38,7 +38,7 @@ from napari_pcim._napari.widgets.qt import ProgressRelay
 from napari_pcim._napari.widgets.session import get_session
 from napari_pcim._napari.widgets.well_map import WellMap
 from napari_pcim.layers import stored_map_layer_data
-from napari_pcim.plate_stats import STATISTICS
+from napari_pcim.plate_stats import STATISTICS, span
 from napari_pcim.vocabulary import FIRST_FIELD, HIT_CLASS, field_label
 
 if TYPE_CHECKING:
@@ -378,7 +378,9 @@ class PlateWidget(QWidget):
         if plate is None:
             return
         mode = self.color_by.currentText()
-        self.legend.setText(self._legend(mode))
+        stat = span(s.results.well_statistic(STAT_MODES[mode])) if (
+            mode in STAT_MODES and s.results is not None) else ({}, 0.0, 0.0)
+        self.legend.setText(self._legend(mode, stat[1:]))
         if mode == "prediction":
             hit = _hit_index(s)
             self.well_map.set_values(
@@ -387,15 +389,14 @@ class PlateWidget(QWidget):
         elif mode == "attribution in GT":
             self.well_map.set_values(dict(s.scores))
         elif mode in STAT_MODES:
-            self.well_map.set_values(
-                s.results.well_statistic(STAT_MODES[mode]) if s.results is not None else {})
+            self.well_map.set_values(stat[0])
         else:
             self.well_map.set_values(None)
         flags = s.results.outliers() if s.results is not None else {}
         self.well_map.set_flagged(set(flags))
         self.well_map.set_tooltips({w: self._tooltip(w, flags.get(w, [])) for w in plate.wells})
 
-    def _legend(self, mode: str) -> str:
+    def _legend(self, mode: str, bounds: tuple[float, float] = (0.0, 1.0)) -> str:
         if mode == "prediction":
             return ("P(hit): <span style='color:#3b4cc0'>■</span> 0 … "
                     "<span style='color:#b40426'>■</span> 1; grey: not predicted yet")
@@ -404,8 +405,8 @@ class PlateWidget(QWidget):
                     "<span style='color:#3b4cc0'>■</span> 0 … <span style='color:#b40426'>■</span> 1;"
                     " grey: not explained, or no ground truth")
         if mode in STAT_MODES:
-            return (f"{STATISTICS[STAT_MODES[mode]]}: <span style='color:#3b4cc0'>■</span> 0 … "
-                    "<span style='color:#b40426'>■</span> 1; grey: no results open for the well; "
+            return (f"{STATISTICS[STAT_MODES[mode]]}: <span style='color:#3b4cc0'>■</span> {bounds[0]:.3g} … "
+                    f"<span style='color:#b40426'>■</span> {bounds[1]:.3g} (this plate's range); grey: no results; "
                     "red outline: outlier explanation (hover for why)")
         colors = self.well_map.condition_colors()
         shown = sorted(colors, key=lambda c: (c.upper().startswith("CPD"), c))[:LEGEND_ENTRIES]
