@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from napari_pcim._napari.demo import DOCK_GROUPS, arrange_docks, parse_size
+from napari_pcim._napari.widgets.channels import ChannelPanel
 from napari_pcim.layers import GT_CONTOUR, style_label_layer
 from napari_pcim._napari.sample_data import sample_field_layers
 
@@ -71,3 +72,19 @@ def test_demo_size_option():
         with pytest.raises(ValueError, match="--size"):
             parse_size(bad)
     assert np.prod(parse_size("640x480")) == 640 * 480
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_the_channel_chart_appearing_later_is_not_squeezed(make_napari_viewer, qtbot, size):
+    """The chart appears after a per-channel run; in the demo's 1920x1080 layout the Explain
+    dock had no more height to give, so the chart was squeezed under its own button."""
+    viewer, qt_window, docks, groups = _window(make_napari_viewer, qtbot, size)
+    docks["Explain"].raise_()
+    panel = docks["Explain"].widget().findChild(ChannelPanel)
+    panel.canvas.setVisible(True)
+    panel.add_btn.setEnabled(True)
+    qtbot.wait(100)
+    assert panel.canvas.height() == panel.canvas.minimumHeight()
+    bottom = panel.canvas.mapTo(panel, panel.canvas.rect().bottomLeft()).y()
+    assert bottom < panel.add_btn.mapTo(panel, panel.add_btn.rect().topLeft()).y()
+    assert (qt_window.width(), qt_window.height()) == size

@@ -30,14 +30,16 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -126,7 +128,8 @@ class ExplainWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
-        layout = QVBoxLayout(self)
+        body = QWidget()  # scrolls when it grows (chart, status) past the window's height
+        layout = QVBoxLayout(body)
         layout.addLayout(form)
         layout.addLayout(self.options_holder)
         layout.addWidget(self.top_box)
@@ -138,6 +141,13 @@ class ExplainWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.scale_note)
         layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         self.method_box.currentIndexChanged.connect(lambda _: self._show_options())
         self.run_btn.clicked.connect(lambda: self.run())
