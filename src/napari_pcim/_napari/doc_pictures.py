@@ -103,9 +103,12 @@ class _Demo:
 
     def grab(self, name: str, path: Path) -> Path:
         """Save dock ``name`` as it shows now (raised to the front first)."""
+        from qtpy.QtWidgets import QScrollArea
+
         self.docks[name].raise_()
         _wait(lambda: True, 1, "the dock")
-        self.w[name].grab().save(str(path))
+        scroll = self.w[name].findChild(QScrollArea)  # a scrolling dock: all of its content
+        (scroll.widget() if scroll is not None else self.w[name]).grab().save(str(path))
         return path
 
     def window(self, path: Path, canvas_only: bool = False) -> Path:
