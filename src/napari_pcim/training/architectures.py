@@ -81,10 +81,12 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Stem conv + max-pool, basic blocks (stride 2 where the width grows), GAP, linear."""
+    """Stem conv + max-pool, ``blocks_per_stage`` basic blocks per width (the first with
+    stride 2 where the width grows), GAP, linear."""
 
     def __init__(
-        self, in_channels: int = 4, num_classes: int = 2, widths: tuple[int, ...] = (16, 32, 64)
+        self, in_channels: int = 4, num_classes: int = 2, widths: tuple[int, ...] = (16, 32, 64),
+        blocks_per_stage: int = 1,
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
@@ -97,6 +99,7 @@ class ResNet(nn.Module):
         prev = widths[0]
         for i, width in enumerate(widths):
             blocks.append(BasicBlock(prev, width, stride=1 if i == 0 else 2))
+            blocks += [BasicBlock(width, width) for _ in range(blocks_per_stage - 1)]
             prev = width
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -182,24 +185,9 @@ class VGG16Net(nn.Module):
         return self.head(self.pool(self.features(x)).flatten(1))
 
 
-class ResNet18Net(nn.Module):
+class ResNet18Net(ResNet):
     """ResNet-18 layout, narrow: stem conv + max-pool, 4 stages × 2 basic blocks, GAP, linear."""
 
     def __init__(self, in_channels: int = 4, num_classes: int = 2,
                  widths: tuple[int, ...] = (4, 8, 16, 32)) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=False), nn.MaxPool2d(2),
-        )
-        blocks: list[nn.Module] = []
-        prev = widths[0]
-        for i, width in enumerate(widths):
-            blocks += [BasicBlock(prev, width, stride=1 if i == 0 else 2), BasicBlock(width, width)]
-            prev = width
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(prev, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.blocks(self.stem(x))).flatten(1))
+        super().__init__(in_channels, num_classes, widths, blocks_per_stage=2)
