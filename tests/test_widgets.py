@@ -240,10 +240,12 @@ def test_cancel_then_switch_wells_mid_run(ui, qtbot, plate_path, model_path):
     _open(ui, qtbot, plate_path, model_path)
     explain = w["Explain"]
     explain.set_method("rise")
-    explain.form().set_values(n_masks=200_000, batch_size=4)
+    # tolerance=0 draws every mask: a converged map would end the run before the cancel
+    explain.form().set_values(n_masks=200_000, tolerance=0, batch_size=4)
     explain.run()
     assert explain.worker is not None
     qtbot.wait(300)
+    assert explain.worker is not None, "the 200 000-mask run ended before it could be cancelled"
     explain.cancel()
     qtbot.waitUntil(lambda: explain.worker is None, timeout=WAIT_MS)
     assert _attribution_layers(viewer) == []
