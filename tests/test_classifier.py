@@ -78,8 +78,9 @@ def save_plain(module: nn.Module, path) -> None:
 
 def test_metadata_round_trip(model_path):
     clf = load_classifier(model_path)
-    assert clf.meta.to_dict() == meta_dict()
-    assert clf.meta.extra == {"seed": 7}
+    saved_with = {"saved_with": {"torch": torch.__version__}}  # the torch that wrote the file
+    assert clf.meta.to_dict() == {**meta_dict(), **saved_with}
+    assert clf.meta.extra == {"seed": 7, **saved_with}
     assert clf.classes == ["control", "treated"]
     assert clf.meta.input_size == (SIZE, SIZE)
     import hashlib
@@ -92,6 +93,28 @@ def test_metadata_round_trip(model_path):
     umask = os.umask(0)
     os.umask(umask)
     assert model_path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_model_from_a_newer_torch_says_which_torch_wrote_it(model_path, tmp_path):
+    """An operator this torch lacks (as torch 2.11 lacks 2.13's lanczos upsampling) fails
+    torch.jit.load; the error names the torch that saved the file and this one."""
+    import zipfile
+
+    future = tmp_path / "future.pt"
+    with zipfile.ZipFile(model_path) as src, zipfile.ZipFile(future, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if "/code/" in item.filename and item.filename.endswith(".py"):
+                data = data.replace(b"torch.relu(", b"torch.relu_from_the_future(")
+            dst.writestr(item, data)
+    import re
+
+    with pytest.raises(ClassifierError) as err:
+        load_classifier(future)
+    message = str(err.value)
+    assert "\n" not in message  # one line; the compiler's source excerpt stays in the cause
+    assert re.search(rf"saved by torch {re.escape(torch.__version__)}, and this is torch "
+                     r".*upgrade torch.*Unknown builtin op: aten::relu_from_the_future", message)
 
 
 def test_sidecar_metadata(tmp_path):

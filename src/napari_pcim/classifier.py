@@ -39,9 +39,11 @@ from napari_pcim.classifier_meta import (
     FIELD_MODES,
     MANIFEST_NAME,
     METADATA_NAME,
+    SAVED_WITH,
     ClassifierError,
     ClassifierMeta,
     check_torchscript_file,
+    jit_load_hint,
     read_metadata,
     verify_archive,
 )
@@ -348,7 +350,9 @@ def load_classifier(
             with _quiet_jit():
                 module = torch.jit.load(str(path), map_location=dev)
         except Exception as exc:  # torch raises RuntimeError and friends for corrupt archives
-            raise ClassifierError(f"{path}: torch.jit.load failed: {exc}") from exc
+            first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise ClassifierError(f"{path}: torch.jit.load failed{jit_load_hint(exc, meta)}: "
+                                  f"{first.strip()}") from exc
     module.eval()
     if meta.has_localize and not hasattr(module, "localize"):
         raise ClassifierError(
@@ -391,7 +395,8 @@ def save_classifier(
         os.close(fd)
         try:
             torch.jit.save(
-                scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta.to_dict(), indent=1)}
+                scripted, tmp, _extra_files={METADATA_NAME: json.dumps(
+                    {**meta.to_dict(), SAVED_WITH: {"torch": torch.__version__}}, indent=1)}
             )
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use normal file permissions
             os.replace(tmp, path)

@@ -179,6 +179,29 @@ class ClassifierMeta:
         return [-m / s for m, s in zip(self.mean, self.std)]
 
 
+#: Metadata key under which :func:`napari_pcim.classifier.save_classifier` records the
+#: torch that wrote the file: ``{"torch": "2.13.0+cpu"}``.
+SAVED_WITH = "saved_with"
+
+
+def jit_load_hint(exc: BaseException, meta: ClassifierMeta) -> str:
+    """What to do when ``torch.jit.load`` fails with ``exc``, or "" when there is no advice.
+
+    TorchScript files carry the code of the torch that wrote them; an older torch fails
+    with "Unknown builtin op" on operators it lacks (seen: a model saved by torch 2.13,
+    whose ``F.interpolate`` calls ``_upsample_lanczos2d_aa``, in torch 2.11)."""
+    if "unknown builtin op" not in str(exc).lower():
+        return ""
+    import torch
+
+    saved = (meta.extra.get(SAVED_WITH) or {}).get("torch") if isinstance(
+        meta.extra.get(SAVED_WITH), dict) else None
+    by = f"it was saved by torch {saved}" if saved else "it was probably saved by a newer torch"
+    return (f" ({by}, and this is torch {torch.__version__}: a TorchScript file loads only in "
+            "the torch that wrote it or a newer one; upgrade torch, or re-export the model "
+            "with this torch)")
+
+
 #: The bundled models' checksums, in ``sha256sum`` format (``sha256sum *.pt > SHA256SUMS``).
 MANIFEST_NAME = "SHA256SUMS"
 
