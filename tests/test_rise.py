@@ -8,9 +8,10 @@ import torch
 from known_answer import X0, Y0, S, SquareMarker
 from known_answer import known_answer_field as _field
 
+from napari_pcim.explainers.grid_masks import GridMasks
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, slic_labels
-from napari_pcim.explainers.rise import MASK_CHUNK, ROUND, GridMasks, RISEOptions, rise_attribute
+from napari_pcim.explainers.rise import MASK_CHUNK, ROUND, RISEOptions, rise_attribute
 
 
 def _inside(a: torch.Tensor) -> float:
@@ -150,3 +151,38 @@ def test_convergence_waits_for_every_field(model) -> None:
     assert stats["masks_used"] == 768
     with pytest.raises(ValueError, match="whole fields"):
         rise_attribute(model, x[:3], torch.ones(3, 1, dtype=torch.long), tiles_per_field=2)
+
+
+def _estimated_and_actual_noise(model, grid: int, p: float) -> tuple[float, float]:
+    """Mean estimated noise ÷ variance at 512 masks, and the maps' actual scatter over 16 seeds."""
+    seen: list[tuple[torch.Tensor, float]] = []
+    for seed in range(16):  # n_masks 768: one check, at 512 masks
+        rise_attribute(model, _field(), torch.tensor([[1]]), seed=seed,
+                       options=RISEOptions(n_masks=768, tolerance=0.0, grid=grid, p=p),
+                       on_round=lambda n, m, r: seen.append((m[0, 0].clone(), float(r.max()))))
+    maps = torch.stack([m for m, _ in seen])
+    actual = float(maps.var(dim=0).mean() / maps.var(dim=(1, 2)).mean())
+    return float(np.mean([r for _, r in seen])), actual
+
+
+def test_noise_estimate_matches_the_spread_over_seeds(model) -> None:
+    """The estimated noise ÷ variance agrees with the map's actual scatter between mask seeds.
+
+    The centred map is a sample covariance of score and mask, so its per-mask terms use
+    M − M̄; with M alone the noise came out 1.2× (p 0.1) to 3× (p 0.5) too high.
+    """
+    for grid, p in ((16, 0.1), (8, 0.5)):
+        estimated, actual = _estimated_and_actual_noise(model, grid, p)
+        assert 0.85 < estimated / actual < 1.15, (grid, p, estimated, actual)
+
+
+def test_stopped_map_is_as_close_to_the_capped_map_as_the_tolerance_says(model) -> None:
+    """At tolerance τ the stopped map lies within τ·variance of the 4000-mask map, early."""
+    x, t = _field(), torch.tensor([[1]])
+    stats: dict = {}
+    a = rise_attribute(model, x, t, options=RISEOptions(n_masks=4000, tolerance=0.05, grid=8, p=0.5),
+                       seed=1, stats=stats)
+    cap = rise_attribute(model, x, t, options=RISEOptions(n_masks=4000, tolerance=0.0, grid=8, p=0.5),
+                         seed=1)
+    assert stats["converged"] == 1.0 and stats["masks_used"] <= 1024  # the old estimate: 2560
+    assert float(((a - cap) ** 2).mean() / cap.var()) < 0.05

@@ -6,7 +6,9 @@ treated tuning fields (:data:`napari_pcim.bench.quality.TUNING_SEED`) of each
 phenotype; ``... stopping`` runs the chosen defaults to the cap with the convergence
 check recording every round, and reports, per tolerance, the masks used and whether
 each metric's mean at the stopping point lies inside the 95 % bootstrap CI of the
-full-cap map's. The figures go to stdout as JSON lines and a table.
+full-cap map's (``outside_ci`` names the metrics that are not). By default ``stopping``
+runs every bundled model; ``--set grid=8 --set p=0.5`` tries other RISE options. The
+figures go to stdout as JSON lines, then (``stopping``) a Markdown table.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def rounds(clf: Any, raw: np.ndarray, target: int, options: dict[str, Any], seed
     import torch
 
     from napari_pcim.baseline_images import make_baseline
+    from napari_pcim.explainers.grid_masks import GridMasks
     from napari_pcim.explainers.regions import RegionMasks, slic_labels
-    from napari_pcim.explainers.rise import GridMasks, RISEOptions, rise_attribute
+    from napari_pcim.explainers.rise import RISEOptions, rise_attribute
 
     opts = RISEOptions(**options)
     x = clf.prepare(raw[None])
@@ -72,7 +75,7 @@ def rounds(clf: Any, raw: np.ndarray, target: int, options: dict[str, Any], seed
 
 
 def run(stage: str, models: list[str], n_fields: int, cap: int, options: dict[str, Any],
-        out: Any = sys.stdout) -> list[dict[str, Any]]:
+        out: Any = sys.stdout, label: str = "default") -> list[dict[str, Any]]:
     """One tuning stage; returns (and prints) one row per model × setting."""
     from napari_pcim import synth
     from napari_pcim.bench.quality import TUNING_SEED, bootstrap_ci
@@ -86,15 +89,15 @@ def run(stage: str, models: list[str], n_fields: int, cap: int, options: dict[st
         target = list(clf.meta.classes).index("treated")
         fields = [synth.generate_field(phenotype, True, size=side, seed=TUNING_SEED + i)
                   for i in range(n_fields)]
-        configs = CONFIGS if stage == "configs" else {"default": {}}
-        for label, cfg in configs.items():
+        configs = CONFIGS if stage == "configs" else {label: {}}
+        for setting, cfg in configs.items():
             t0 = time.perf_counter()
             runs = [rounds(clf, f.image, target, {**options, **cfg, "n_masks": cap}, TUNING_SEED + i)
                     for i, f in enumerate(fields)]
             secs = (time.perf_counter() - t0) / n_fields
             gts = [f.labels["gt"] > 0 for f in fields]
             full = [_scores(r[1][-1], gt) for r, gt in zip(runs, gts)]
-            row: dict[str, Any] = {"model": name, "setting": label, "cap": cap, "fields": n_fields,
+            row: dict[str, Any] = {"model": name, "setting": setting, "cap": cap, "fields": n_fields,
                                    "seconds_per_field": round(secs, 2)}
             for m in RANK_METRICS:
                 mean, lo, hi = bootstrap_ci([s[m] for s in full], n_boot=2000, seed=TUNING_SEED)
@@ -105,32 +108,69 @@ def run(stage: str, models: list[str], n_fields: int, cap: int, options: dict[st
                     used = [rr[0][k] for rr, k in zip(runs, stops)]
                     at = [_scores(rr[1][k], gt) for rr, k, gt in zip(runs, stops, gts)]
                     means = {m: float(np.nanmean([s[m] for s in at])) for m in RANK_METRICS}
+                    outside = [m for m in RANK_METRICS if not row[m][1] <= means[m] <= row[m][2]]
                     row[f"tol {tol}"] = {
                         "masks_mean": round(float(np.mean(used)), 1), "masks_max": int(max(used)),
-                        "within_ci": all(row[m][1] <= means[m] <= row[m][2] for m in RANK_METRICS),
+                        "masks_pct": round(100 * float(np.mean(used)) / cap, 1),
+                        "within_ci": not outside, "outside_ci": outside,
                         **{m: round(v, 3) for m, v in means.items()}}
             rows.append(row)
             print(json.dumps(row), file=out, flush=True)
     return rows
 
 
+def stopping_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per model, the cap map's PxAP [CI] and, per tolerance, masks used and CI check."""
+    tols = [k for k in rows[0] if k.startswith("tol ")] if rows else []
+    lines = ["| model | setting | N = cap map: PxAP [CI] | " + " | ".join(tols) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in tols) + " |"]
+    for r in rows:
+        cells = []
+        for t in tols:
+            c = r[t]
+            check = "within CI" if c["within_ci"] else "outside CI: " + ", ".join(c["outside_ci"])
+            cells.append(f"{c['masks_mean']:.0f} masks ({c['masks_pct']:.0f}%), PxAP {c['pxap']:.3f}, {check}")
+        pxap = r["pxap"]
+        lines.append(f"| {r['model']} | {r['setting']} | {pxap[0]:.3f} [{pxap[1]:.3f}, {pxap[2]:.3f}] | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of a RISE option, VALUE typed like the option's default."""
+    from napari_pcim.explainers.rise import RISEOptions
+
+    key, sep, value = text.partition("=")
+    default = getattr(RISEOptions(), key, None) if sep else None
+    if default is None or isinstance(default, bool):
+        raise argparse.ArgumentTypeError(f"--set wants KEY=VALUE of a numeric or text RISE option, got {text!r}")
+    return key, type(default)(value)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m napari_pcim.bench.rise_tuning {configs,stopping} [--fields F] [--cap N]``."""
+    """``python -m napari_pcim.bench.rise_tuning {configs,stopping} [--fields F] [--cap N] [--set K=V]``."""
     p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.rise_tuning")
     p.add_argument("stage", choices=("configs", "stopping"))
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--fields", type=int, default=4)
     p.add_argument("--cap", type=int, default=None)
+    p.add_argument("--set", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a RISE option for every run (stopping: e.g. --set grid=8 --set p=0.5)")
     a = p.parse_args(argv)
     import torch
 
+    from napari_pcim.classifier import bundled_models
+
     torch.set_num_threads(1)  # a shared 2-core machine: one core per tuning job
+    options = {"tolerance": 0.0, **dict(a.set)}
     if a.stage == "configs":
         models = a.models or ["foci_vgg", "translocation_vgg", "worms_vgg"]
-        run("configs", models, a.fields, a.cap or 1000, {"tolerance": 0.0})
+        run("configs", models, a.fields, a.cap or 1000, options)
     else:
-        models = a.models or ["foci_vgg", "foci_pixelcam", "foci_resnet", "translocation_vgg", "worms_vgg"]
-        run("stopping", models, a.fields, a.cap or 4000, {"tolerance": 0.0})
+        models = a.models or sorted(bundled_models())
+        rows = run("stopping", models, a.fields, a.cap or 4000, options,
+                   label=" ".join(f"{k}={v}" for k, v in a.set) or "default")
+        print(stopping_table(rows))
     return 0
 
 

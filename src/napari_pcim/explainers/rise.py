@@ -32,10 +32,10 @@ from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
 from napari_pcim.explainers.batching import tuned_batch_size
+from napari_pcim.explainers.grid_masks import GridMasks
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
 from napari_pcim.explainers.registry import Explainer, Job, register
@@ -115,28 +115,6 @@ class MaskSource(Protocol):
     def __call__(self, n: int) -> torch.Tensor: ...
 
 
-class GridMasks:
-    """The paper's masks: bilinearly upsampled random binary s×s grids with random shifts."""
-
-    def __init__(self, size: tuple[int, int], grid: int, p: float, generator: torch.Generator,
-                 device: torch.device) -> None:
-        self.H, self.W = size
-        self.grid, self.p, self.gen, self.device = grid, p, generator, device
-        self.cell = (-(-self.H // grid), -(-self.W // grid))  # ceil(H / s), ceil(W / s)
-
-    def __call__(self, n: int) -> torch.Tensor:
-        s, (ch, cw) = self.grid, self.cell
-        cells = (torch.rand(n, 1, s, s, generator=self.gen) < self.p).float()
-        dy = torch.randint(0, ch, (n,), generator=self.gen)
-        dx = torch.randint(0, cw, (n,), generator=self.gen)
-        up = F.interpolate(cells.to(self.device), size=((s + 1) * ch, (s + 1) * cw),
-                           mode="bilinear", align_corners=False)
-        # per-mask crops (views, copied once by stack): no (n, H, W) index tensors
-        crops = [up[i, :, y : y + self.H, x : x + self.W] for i, (y, x) in
-                 enumerate(zip(dy.tolist(), dx.tolist()))]
-        return torch.stack(crops)
-
-
 def rise_attribute(
     forward: Forward,
     inputs: torch.Tensor,
@@ -171,7 +149,8 @@ def rise_attribute(
 
     **Stopping when converged.** Every :data:`ROUND` masks (from ``2 · ROUND`` on) the
     noise of the running map is estimated per pixel as the variance of the mean of the
-    per-mask terms ``(score − s̄) · M / p``, and compared with the map's variance across
+    per-mask terms ``(score − s̄) · (M − M̄) / p`` (centred: the map is the sample covariance
+    of score and mask; uncentred ``score · M / p``), and compared with the map's variance across
     the pixels of each field (``tiles_per_field`` consecutive images) and target. RISE
     stops when, for every field and target, noise ÷ variance < ``options.tolerance``
     (0 never stops early). ``on_round(masks, maps, ratios)`` sees the running maps and
@@ -296,7 +275,9 @@ class _Sums:
         if track:
             self.s2m2 = torch.zeros(B, T, HW, device=device)  # Σ s²·M²
             self.sm2 = torch.zeros(B, T, HW, device=device)  # Σ s·M²
+            self.s2m = torch.zeros(B, T, HW, device=device)  # Σ s²·M
             self.m2 = torch.zeros(B, HW, device=device)  # Σ M²
+            self.s2 = torch.zeros(B, T, device=device)  # Σ s²
 
     def add(self, sc: torch.Tensor, flat: torch.Tensor, b0: int, b1: int, shared: bool) -> None:
         """Add scores ``sc`` (nm, nb, T) of masks ``flat`` (nm, 1 or nb, H·W) of images b0:b1."""
@@ -304,18 +285,26 @@ class _Sums:
         HW = flat.shape[2]
 
         def dot(s: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-            if shared:  # one matrix product: (nb·T, nm) @ (nm, H·W)
-                return (s.reshape(nm, nb * T).T @ f[:, 0]).view(nb, T, HW)
+            k = s.shape[2]
+            if shared:  # one matrix product: (nb·k, nm) @ (nm, H·W)
+                return (s.reshape(nm, nb * k).T @ f[:, 0]).view(nb, k, HW)
             return torch.einsum("nbt,nbq->btq", s, f)  # each image its own masks
 
-        self.sal[b0:b1] += dot(sc, flat)
         self.score[b0:b1] += sc.sum(0)
         self.mask[b0:b1] += flat.sum(0)
-        if self.track:
-            sq = flat * flat
-            self.s2m2[b0:b1] += dot(sc * sc, sq)
-            self.sm2[b0:b1] += dot(sc, sq)
-            self.m2[b0:b1] += sq.sum(0)
+        if not self.track:
+            self.sal[b0:b1] += dot(sc, flat)
+            return
+        # s and s² against M and M²: two matrix products, not four (kernel launches count on a GPU)
+        both = torch.cat([sc, sc * sc], dim=2)
+        sq = flat * flat
+        by_m, by_m2 = dot(both, flat), dot(both, sq)
+        self.sal[b0:b1] += by_m[:, :T]
+        self.s2m[b0:b1] += by_m[:, T:]
+        self.sm2[b0:b1] += by_m2[:, :T]
+        self.s2m2[b0:b1] += by_m2[:, T:]
+        self.m2[b0:b1] += sq.sum(0)
+        self.s2[b0:b1] += (sc * sc).sum(0)
 
     def map(self, n: int, p: float, center: bool) -> torch.Tensor:
         """The RISE map (B, T, H·W) after ``n`` masks."""
@@ -327,8 +316,15 @@ class _Sums:
         """(maps, ratios): the running maps and, per field and target, mean noise ÷ map variance."""
         maps = self.map(n, p, center)
         c = (self.score / n)[:, :, None] if center else torch.zeros_like(self.score)[:, :, None]
-        second = (self.s2m2 - 2 * c * self.sm2 + c * c * self.m2[:, None, :]) / (n * p * p)
-        noise = (second - maps * maps).clamp_min(0) / n  # variance of the running mean
+        second = (self.s2m2 - 2 * c * self.sm2 + c * c * self.m2[:, None, :]) / n  # E[(s−c)²M²]
+        if center:
+            # the centred map is the sample covariance of score and mask (Σ(s − s̄) = 0), so its
+            # per-mask terms are (s − s̄)(M − M̄)/p, not (s − s̄)·M/p (that overstates the noise)
+            mb = (self.mask / n)[:, None, :]
+            s2m = (self.s2m - 2 * c * self.sal + c * c * self.mask[:, None, :]) / n  # E[(s−c)²M]
+            s2 = (self.s2 / n)[:, :, None] - c * c  # E[(s−c)²]
+            second = second - 2 * mb * s2m + mb * mb * s2
+        noise = (second / (p * p) - maps * maps).clamp_min(0) / n  # variance of the running mean
         B, T, HW = maps.shape
         by_field = maps.view(B // per_field, per_field, T, HW).transpose(1, 2).reshape(B // per_field, T, -1)
         spread = by_field.var(dim=2)
