@@ -160,3 +160,27 @@ def test_demo_pcim_map_from_the_widget_lies_in_the_ground_truth(make_napari_view
               and la.metadata.get("label") == "gt")
     share = relevance_mass_accuracy(np.asarray(layer.data), np.asarray(gt.data) > 0)
     assert share >= 0.5, f"only {share:.2f} of the PCIM map lies inside the ground truth"
+
+
+def test_a_models_recommended_options_prefill_the_form_and_leave_with_it(explain_widget):
+    """worms_vgg recommends RISE grid 8, p 0.5, tolerance 0.1: the form shows them (so Run
+    passes them), names them in a note, and a model without a recommendation brings the
+    defaults back."""
+    from napari_pcim.classifier import bundled_model_path, load_classifier
+
+    session = get_session(explain_widget.viewer)
+    explain_widget.set_method("rise")
+    defaults = _gui_defaults(options_class("rise"))
+    session.set_classifier(load_classifier(bundled_model_path("worms_vgg")))
+    form = explain_widget.form()
+    values = form.values()
+    assert (values["grid"], values["p"], values["tolerance"]) == (8, 0.5, 0.1)
+    assert {k: v for k, v in values.items() if k not in ("grid", "p", "tolerance")} == {
+        k: v for k, v in defaults.items() if k not in ("grid", "p", "tolerance")}
+    assert not form.recommended_note.isHidden() and "grid 8" in form.recommended_note.text()
+    assert explain_widget.current_options()["grid"] == 8
+    # a form built after the model loaded gets the recommendation too (here: none for PCIM)
+    assert explain_widget.form("pcim").values() == _gui_defaults(options_class("pcim"))
+
+    session.set_classifier(load_classifier(bundled_model_path("foci_vgg")))
+    assert form.values() == defaults and form.recommended_note.isHidden()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-
-import pytest
 
 from napari_pcim.bench import rise_tuning
 
@@ -26,9 +23,15 @@ def test_stopping_row_and_table_on_a_bundled_model() -> None:
     assert len(table) == 3 and table[2].startswith("| foci_resnet18 | grid=8 |")
 
 
-def test_set_option_is_typed_like_the_default() -> None:
-    assert rise_tuning._option("grid=8") == ("grid", 8)
-    assert rise_tuning._option("p=0.5") == ("p", 0.5)
-    for bad in ("grid", "nope=1", "center=1"):
-        with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
-            rise_tuning._option(bad)
+def test_bench_tune_rise_cli_runs_a_stage_and_refuses_a_bad_option(capsys) -> None:
+    from napari_pcim.cli.main import main
+
+    assert main(["bench", "tune", "rise", "stopping", "--models", "foci_resnet18", "--fields", "1",
+                 "--cap", "512", "--set", "grid=8", "--set", "p=0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = json.loads(out[0])
+    assert row["model"] == "foci_resnet18" and row["setting"] == "grid=8 p=0.5" and row["cap"] == 512
+    assert out[-1].startswith("| foci_resnet18 | grid=8 p=0.5 |")
+    assert main(["bench", "tune", "rise", "stopping", "--set", "grid=x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "grid" in err[0] and "integer" in err[0]

@@ -67,7 +67,7 @@ def _header(result: QualityResult) -> list[str]:
          f"{s.get('seed', HELD_OUT_SEED)} + i (i < {s.get('n_fields', '?')}), never used for "
          "training or for choosing a default. Defaults (PCIM's, RISE's) were chosen on tuning "
          f"fields, seeds {s.get('tuning_seed', TUNING_SEED)} + i "
-         "(`python -m napari_pcim.bench.quality_tuning`)."),
+         "(`napari-pcim bench tune pcim`, `napari-pcim bench tune rise`)."),
         "",
         ("**Maps.** Every metric sees `max(a, 0) / max(a)`: negative attribution counts as "
          "none. Rank-based metrics (relevance rank, PxAP, ROC AUC, pointing game) lead: a "

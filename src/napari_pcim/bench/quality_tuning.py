@@ -1,6 +1,6 @@
 """PCIM's defaults, chosen on the *tuning* fields only (``TUNING_SEED``, never the evaluation seed).
 
-``python -m napari_pcim.bench.quality_tuning [--fields N] [--models a,b]`` explains
+``napari-pcim bench tune pcim [--fields N] [--models a b]`` explains
 ``N`` tuning fields per bundled model with each variant of :data:`VARIANTS` (the
 original formulation, Adam on the margin, normalised steps on the margin at several
 step sizes, budgets and step counts) and prints the mean of the rank-based
@@ -11,7 +11,6 @@ with the best mean rank score; docs/methods.md records the table it printed.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 import warnings
@@ -47,6 +46,8 @@ def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
 
     specs, _ = bundled_specs("cpu")
     rows = []
+    extra = " | deletion_auc | srg" if fidelity else ""
+    print("model | variant | flat | s/field | " + " | ".join(RANK_METRICS) + extra + " | rank mean")
     for spec in specs:
         name = f"{spec.phenotype}_{spec.arch}"
         if models and name not in models:
@@ -82,25 +83,11 @@ def tune(n_fields: int = 8, models: tuple[str, ...] | None = None,
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.quality_tuning")
-    p.add_argument("--fields", type=int, default=8)
-    p.add_argument("--models", default=None, help="comma-separated bundled model names")
-    p.add_argument("--variants", default=None, help="comma-separated variant names")
-    p.add_argument("--fidelity", action="store_true", help="also deletion AUC and SRG")
-    args = p.parse_args(argv)
-    variants = ({k: VARIANTS[k] for k in args.variants.split(",")} if args.variants else None)
-    print("model | variant | flat | s/field | " + " | ".join(RANK_METRICS) + " | rank mean")
-    rows = tune(args.fields, tuple(args.models.split(",")) if args.models else None, variants,
-                args.fidelity)
+def print_summary(rows: list[dict[str, Any]]) -> None:
+    """Each variant's means over the models (after :func:`tune`'s per-model rows)."""
     print("\nmean over models:")
     for label in dict.fromkeys(r["variant"] for r in rows):
         sel = [r for r in rows if r["variant"] == label]
         print(f"{label:30s} rank mean {np.mean([r['rank mean'] for r in sel]):.3f}  "
               f"pxap {np.mean([r['pxap'] for r in sel]):.3f}  flat {sum(r['flat'] for r in sel)}  "
               f"s/field {np.mean([r['s/field'] for r in sel]):.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

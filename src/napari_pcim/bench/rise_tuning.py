@@ -1,6 +1,6 @@
 """Choosing RISE's defaults on the TUNING fields (never the evaluation fields).
 
-``python -m napari_pcim.bench.rise_tuning configs`` compares mask settings (grid, p,
+``napari-pcim bench tune rise configs`` compares mask settings (grid, p,
 SLIC) by rank-based localisation (PxAP, relevance rank, ROC AUC, pointing game) on
 treated tuning fields (:data:`napari_pcim.bench.quality.TUNING_SEED`) of each
 phenotype; ``... stopping`` runs the chosen defaults to the cap with the convergence
@@ -13,7 +13,6 @@ figures go to stdout as JSON lines, then (``stopping``) a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -75,8 +74,9 @@ def rounds(clf: Any, raw: np.ndarray, target: int, options: dict[str, Any], seed
 
 
 def run(stage: str, models: list[str], n_fields: int, cap: int, options: dict[str, Any],
-        out: Any = sys.stdout, label: str = "default") -> list[dict[str, Any]]:
-    """One tuning stage; returns (and prints) one row per model × setting."""
+        out: Any = None, label: str = "default") -> list[dict[str, Any]]:
+    """One tuning stage; returns (and prints to ``out``, default stdout) one row per model × setting."""
+    out = out or sys.stdout
     from napari_pcim import synth
     from napari_pcim.bench.quality import TUNING_SEED, bootstrap_ci
     from napari_pcim.classifier import bundled_model_path, load_classifier
@@ -136,43 +136,20 @@ def stopping_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` of a RISE option, VALUE typed like the option's default."""
-    from napari_pcim.explainers.rise import RISEOptions
-
-    key, sep, value = text.partition("=")
-    default = getattr(RISEOptions(), key, None) if sep else None
-    if default is None or isinstance(default, bool):
-        raise argparse.ArgumentTypeError(f"--set wants KEY=VALUE of a numeric or text RISE option, got {text!r}")
-    return key, type(default)(value)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m napari_pcim.bench.rise_tuning {configs,stopping} [--fields F] [--cap N] [--set K=V]``."""
-    p = argparse.ArgumentParser(prog="python -m napari_pcim.bench.rise_tuning")
-    p.add_argument("stage", choices=("configs", "stopping"))
-    p.add_argument("--models", nargs="+", default=None)
-    p.add_argument("--fields", type=int, default=4)
-    p.add_argument("--cap", type=int, default=None)
-    p.add_argument("--set", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a RISE option for every run (stopping: e.g. --set grid=8 --set p=0.5)")
-    a = p.parse_args(argv)
+def tune(stage: str, models: list[str] | None, n_fields: int, cap: int | None,
+         options: dict[str, Any]) -> list[dict[str, Any]]:
+    """``napari-pcim bench tune rise {configs,stopping}``: run a stage on one torch thread
+    (a shared 2-core machine: one core per tuning job) and print its rows and table."""
     import torch
 
     from napari_pcim.classifier import bundled_models
 
-    torch.set_num_threads(1)  # a shared 2-core machine: one core per tuning job
-    options = {"tolerance": 0.0, **dict(a.set)}
-    if a.stage == "configs":
-        models = a.models or ["foci_vgg", "translocation_vgg", "worms_vgg"]
-        run("configs", models, a.fields, a.cap or 1000, options)
-    else:
-        models = a.models or sorted(bundled_models())
-        rows = run("stopping", models, a.fields, a.cap or 4000, options,
-                   label=" ".join(f"{k}={v}" for k, v in a.set) or "default")
-        print(stopping_table(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    torch.set_num_threads(1)
+    options = {"tolerance": 0.0, **options}
+    if stage == "configs":
+        return run("configs", models or ["foci_vgg", "translocation_vgg", "worms_vgg"], n_fields,
+                   cap or 1000, options)
+    label = " ".join(f"{k}={v}" for k, v in options.items() if k != "tolerance") or "default"
+    rows = run("stopping", models or sorted(bundled_models()), n_fields, cap or 4000, options, label=label)
+    print(stopping_table(rows))
+    return rows

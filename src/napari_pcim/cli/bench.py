@@ -1,4 +1,4 @@
-"""``napari-pcim bench speed|quality|plate|memory|ui|io|views``: the bench parsers and their handlers.
+"""``napari-pcim bench speed|quality|plate|memory|ui|io|views|tune``: the bench parsers and their handlers.
 
 :func:`add_bench_parsers` adds the ``bench`` subcommands to the main parser. Each
 handler reads its command-line flags, calls the typed benchmark functions of
@@ -15,18 +15,19 @@ import sys
 from collections.abc import Sequence
 
 from napari_pcim.cli.bench_io import add_io_parser
+from napari_pcim.cli.bench_tune import add_tune_parser
 from napari_pcim.cli.bench_views import add_views_parser
 from napari_pcim.cli.options import at_least_one
 
 
 def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[str]) -> None:
-    """Add ``bench speed|quality|plate|memory|ui|io|views`` to the main parser's subcommands.
+    """Add ``bench speed|quality|plate|memory|ui|io|views|tune`` to the main parser's subcommands.
 
     ``method_choices``: the explain methods (read lazily by the caller, so building the
     parser imports no torch). Counts must be integers ≥ 1.
     """
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui,io,views}", required=True)
+    bench = p.add_subparsers(dest="bench", metavar="{speed,quality,plate,memory,ui,io,views,tune}", required=True)
 
     s = bench.add_parser("speed", help="cost model: s/MP, passes/MP, ÷ forward floor, ÷ reference RISE")
     s.add_argument("--device", default="auto")
@@ -76,6 +77,7 @@ def add_bench_parsers(sub: argparse._SubParsersAction, method_choices: Sequence[
     u.set_defaults(handler="napari_pcim.cli.bench:bench_ui")
     add_io_parser(bench)
     add_views_parser(bench, method_choices)
+    add_tune_parser(bench)
 
 
 def bench_speed(args: argparse.Namespace) -> int:

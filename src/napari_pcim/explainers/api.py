@@ -30,6 +30,7 @@ from napari_pcim.explainers.batching import tuned_batch_size
 from napari_pcim.explainers.channels import apportion, channel_ablation, positive_shares
 from napari_pcim.explainers.memory import check_fits, estimate_bytes
 from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.recommended import recommended_options
 from napari_pcim.explainers.registry import DEFAULT_METHOD, Explainer, Job, get_explainer
 from napari_pcim.explainers.runtime import NonFinite
 from napari_pcim.tiling import TilePlan
@@ -201,7 +202,9 @@ def explain(
     """
     t_start = time.perf_counter()
     entry = get_explainer(method)
-    opts = _resolve_options(entry, options)
+    # the model's recommended options (its metadata) replace the defaults; the caller's win
+    recommended = {k: v for k, v in recommended_options(classifier, method).items() if k not in options}
+    opts = _resolve_options(entry, {**recommended, **options})
     reason = entry.unavailable(classifier)
     if reason:
         raise ValueError(reason)
@@ -296,7 +299,7 @@ def explain(
         channel_maps=channel_maps, channel_importance=importance,
         channel_names=tuple(meta.channels) if per_channel else None,
         info={"batch_size": int(job.stats.get("batch_size", batch_size)),
-              "batch_size_tuned": explicit is None,
+              "batch_size_tuned": explicit is None, "recommended_by_model": recommended,
               **{k: job.stats[k] for k in _INFO if k in job.stats}},
     )
 

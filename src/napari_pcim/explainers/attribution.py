@@ -31,7 +31,9 @@ class Attribution:
     (:mod:`napari_pcim.explainers.channels`). Otherwise all three are None.
 
     ``info``: how the run went: ``batch_size`` (images per model call) and
-    ``batch_size_tuned`` (True when :mod:`.batching` chose it); RISE adds
+    ``batch_size_tuned`` (True when :mod:`.batching` chose it),
+    ``recommended_by_model`` (the options taken from the model's metadata,
+    :mod:`.recommended`, that the caller did not set); RISE adds
     ``masks_used`` (≤ ``n_masks``), ``converged`` (1.0 when it stopped on its
     tolerance) and ``noise_ratio`` (the last check's noise ÷ map variance).
     """

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from napari_pcim.classifier import load_classifier, save_classifier
 from napari_pcim.devices import resolve_device
+from napari_pcim.explainers.recommended import RECOMMENDED_KEY
 from napari_pcim.training.architectures import build_model
 from napari_pcim.training.data import DEFAULT_N_TRAIN, load_training_data
 from napari_pcim.vocabulary import DEMO_CLASSES
@@ -42,6 +43,11 @@ DEFAULTS = {"foci": (DEFAULT_N_TRAIN, 4), "translocation": (1000, 4), "worms": (
 DEFAULT_EPOCHS = DEFAULTS["foci"][1]
 # Global pool of the VGG head per phenotype (see architectures.build_model); "avg" otherwise.
 VGG_POOL = {"worms": "max"}
+# Explainer options recorded in a phenotype's model (napari_pcim.explainers.recommended):
+# brightfield worms want large kept areas in RISE, chosen on tuning fields
+# (`napari-pcim bench tune rise stopping --models worms_vgg --set grid=8 --set p=0.5`,
+# docs/benchmarks.md): 43 % of 4000 masks, all rank metrics within the 4000-mask CI.
+RECOMMENDED = {"worms": {"rise": {"grid": 8, "p": 0.5, "tolerance": 0.1}}}
 N_VAL = 200
 
 Progress = Callable[[int, int], None]
@@ -191,6 +197,8 @@ def train_classifier(
         },
         "val_accuracy": val_acc,
     }
+    if phenotype in RECOMMENDED:
+        meta[RECOMMENDED_KEY] = RECOMMENDED[phenotype]
     path = save_classifier(model.cpu(), meta, out)
     return {
         "path": str(path),

@@ -5,8 +5,9 @@ compare against; a method that cannot explain the loaded classifier is greyed ou
 with the registry's reason as its tooltip and note), a target (the predicted class,
 one class, or all) and the options (a form generated from the method's options
 dataclass, see :mod:`.options`), then Run. :meth:`ExplainWidget.current_options` is
-exactly what Run (and "Explain plate") passes to ``explain()``; a bad value is
-refused before the run with a one-line notification. "per channel" (a run setting
+exactly what Run (and "Explain plate") passes to ``explain()`` (a model's recommended
+options prefill the form); a bad value is refused before the run with a one-line
+notification. "per channel" (a run setting
 like target and seed, not a method option) asks for per-channel attribution, see
 :class:`~.channels.ChannelPanel`. The job runs in a napari thread worker; its
 progress shows in the dock itself (a bar with the time left, :class:`~.qt.DockProgress`)
@@ -14,14 +15,13 @@ and in napari's activity dock, and Cancel stops it without adding anything.
 Everything the result needs (well, field, raw data, scale, offset, model, options)
 is captured when Run is pressed, so switching wells meanwhile cannot mislabel the result.
 
-Each map becomes an image layer named like ``"PCIM · treated · B03 f0"``, built by
-:func:`napari_pcim.layers.result_layer_data` with the method, options, target,
-probabilities, model hash, timings, well and field in its ``metadata``, on the
-method's contrast range shared across the session (``Session.scales``); "top 5 %"
-adds a Labels layer of the map's top pixels. A per-channel result's channel maps are
-kept in ``Session.channel_maps`` (for the Cells dock). The "Whole plate" group is
-:class:`~.explain_plate.PlatePanel`. Under the status, a line says what the active map's
-colourbar spans (:func:`.readout.scale_caption`).
+Each map becomes an image layer named like ``"PCIM · treated · B03 f0"``
+(:func:`napari_pcim.layers.result_layer_data`: method, options, target, probabilities,
+model hash, timings, well and field in its ``metadata``; the method's contrast range is
+shared across the session, ``Session.scales``); "top 5 %" adds a Labels layer of the
+top pixels. Per-channel maps are kept in ``Session.channel_maps`` (for the Cells dock).
+"Whole plate" is :class:`~.explain_plate.PlatePanel`; under the status a line says what
+the active map's colourbar spans (:func:`.readout.scale_caption`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from qtpy.QtWidgets import (
 from napari_pcim._napari.widgets.channels import ChannelPanel
 from napari_pcim._napari.widgets.errors import report_failure
 from napari_pcim._napari.widgets.explain_plate import PlatePanel
-from napari_pcim._napari.widgets.options import OptionsForm
+from napari_pcim._napari.widgets.options import OptionsForm, recommend_for
 from napari_pcim._napari.widgets.qt import DockProgress, ProgressRelay
 from napari_pcim._napari.widgets.readout import scale_caption
 from napari_pcim._napari.widgets.session import get_session
@@ -197,10 +197,11 @@ class ExplainWidget(QWidget):
 
         method = method or self.method
         if method not in self._forms:
-            self._forms[method] = OptionsForm(method, options_class(method))
-            self.options_holder.addWidget(self._forms[method])
-            for editor in self._forms[method].editors.values():
+            form = self._forms[method] = OptionsForm(method, options_class(method))
+            self.options_holder.addWidget(form)
+            for editor in form.editors.values():
                 editor.changed.connect(lambda *_: self.update_estimate())
+            recommend_for(form, self.session.classifier)  # a bad one was reported with the model
         return self._forms[method]
 
     def current_options(self) -> dict[str, Any]:
@@ -315,6 +316,9 @@ class ExplainWidget(QWidget):
         self.method_note.setVisible(bool(unusable))
         if not self.method_box.model().item(self.method_box.currentIndex()).isEnabled():
             self.set_method(offered_methods()[0])
+        bad = [r for r in (recommend_for(f, classifier) for f in self._forms.values()) if r]
+        if bad:
+            report_failure("Reading the model's recommended options", ValueError(bad[0]))
         self._show_options()
 
     def _update_enabled(self, *_: Any, hint: bool = True) -> None:
@@ -323,9 +327,7 @@ class ExplainWidget(QWidget):
         busy = self.worker is not None
         ready = s.classifier is not None and s.current_view() is not None
         self.run_btn.setEnabled(ready and not busy)
-        self.plate_panel.plate_btn.setEnabled(
-            s.classifier is not None and s.plate is not None and not busy
-        )
+        self.plate_panel.plate_btn.setEnabled(s.classifier is not None and s.plate is not None and not busy)
         self.cancel_btn.setEnabled(busy)
         if hint and not busy:
             if s.plate is None:

@@ -8,7 +8,9 @@ automatic value) or a free string. Options with
 ``gui=False`` (e.g. RISE's ``regions`` array, filled from the data) get no editor;
 ``main=True`` options are shown directly, the others in a collapsible "Advanced"
 section. Tooltips are the option's help and allowed range. With nothing edited,
-:meth:`OptionsForm.values` returns exactly the dataclass defaults.
+:meth:`OptionsForm.values` returns exactly the dataclass defaults, or the loaded model's
+recommended options where its metadata has some (:meth:`OptionsForm.recommend`,
+:mod:`napari_pcim.explainers.recommended`), which a note under the form names.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox, Widget
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from napari_pcim.explainers.options import OptionSpec, option_specs, parse_option
@@ -100,6 +102,11 @@ class OptionsForm(QWidget):
         self.advanced = QCollapsible("Advanced")
         self.advanced.addWidget(self.advanced_fields.native)
         layout.addWidget(self.advanced)
+        self.recommended: dict[str, Any] = {}  # editors set from the model's metadata
+        self.recommended_note = QLabel()
+        self.recommended_note.setWordWrap(True)
+        self.recommended_note.setVisible(False)
+        layout.addWidget(self.recommended_note)
         self.main.native.setVisible(len(self.main) > 0)
         self.advanced.setVisible(len(self.advanced_fields) > 0)
 
@@ -133,3 +140,28 @@ class OptionsForm(QWidget):
                 w.value = float(value)
             else:
                 w.value = value
+
+    def recommend(self, values: dict[str, Any]) -> None:
+        """Show a model's recommended ``values`` in their editors and name them in a note;
+        options the previous model recommended and this one does not go back to their
+        defaults, so one model's recommendation never sticks to the next model."""
+        for name in set(self.recommended) - set(values):
+            self.set_values(**{name: self.specs[name].default})
+        self.recommended = {k: v for k, v in values.items() if k in self.editors}
+        self.set_values(**self.recommended)
+        shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.recommended.items())
+        self.recommended_note.setText(f"Recommended by this model's metadata: {shown}." if shown else "")
+        self.recommended_note.setVisible(bool(shown))
+
+
+def recommend_for(form: OptionsForm, classifier: Any) -> str:
+    """Set ``form`` to ``classifier``'s recommended options (none without a classifier);
+    returns "" or the one-line reason the metadata's recommendation is unusable."""
+    from napari_pcim.explainers.recommended import recommended_options
+
+    try:
+        form.recommend(recommended_options(classifier, form.method) if classifier is not None else {})
+    except ValueError as exc:
+        form.recommend({})
+        return str(exc)
+    return ""
