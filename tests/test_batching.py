@@ -103,3 +103,25 @@ def test_forward_pass_cost_model() -> None:
     assert estimate_text(40.2, 40.2) == "about 40 s on this machine"
     assert estimate_text(30, 120) == "about 30 s on this machine, at most 2.0 min"
     assert estimate_text(0.2, 0.2) == "under 1 s on this machine"
+
+
+def test_pcim_optimisation_batch_is_tuned_for_forward_and_backward(cache, tiny_classifier) -> None:
+    """PCIM's batch_size None uses the tuned forward+backward batch; an explicit one wins."""
+    from napari_pcim.explainers import explain
+
+    clf = tiny_classifier
+    field = torch.rand(len(clf.meta.channels), 64, 64).numpy() * 1000  # 9 tiles of 32²
+    key = cache_key(clf.sha256, "cpu", torch.get_num_threads(), (4, 32, 32), grad=True)
+    batching._memory[key] = (5, 1e-3)  # as a sweep would have left it (5 is no candidate)
+    auto = explain(clf, field, method="pcim", device="cpu")
+    assert auto.options["batch_size"] is None
+    assert auto.info["batch_size"] == 5 and auto.info["batch_size_tuned"] is True
+    fixed = explain(clf, field, method="pcim", batch_size=3, device="cpu")
+    assert fixed.info["batch_size"] == 3 and fixed.info["batch_size_tuned"] is False
+    # the batch decides only which tiles share a model call, not the maps
+    whole = explain(clf, field, method="pcim", batch_size=9, device="cpu")
+    for other in (auto, fixed):
+        assert abs(other.maps - whole.maps).max() < 1e-5 * max(1.0, abs(whole.maps).max())
+    batching.forget()  # nothing cached: the sweep runs on a forward+backward pass
+    tuned = explain(clf, field, method="pcim", device="cpu")
+    assert tuned.info["batch_size"] in CANDIDATES and key in batching._memory

@@ -136,3 +136,41 @@ def test_tiles_beyond_the_batch_give_the_same_maps(loss, passes) -> None:
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert whole["forward_passes"] == 3 * 4
     assert chunked["forward_passes"] == 3 * 4 * passes
+
+
+def test_chunks_are_balanced() -> None:
+    """25 tiles in chunks of at most 8 go as 6, 6, 6, 7 (not 8, 8, 8, 1: a lone tile per call)."""
+    from napari_pcim.explainers.pcim import _Item
+
+    x = torch.rand(25, 1, 4, 4)
+    item = _Item(x, torch.zeros_like(x), torch.arange(25), 25, 8)
+    parts = list(item.parts())
+    assert [p[2].shape[0] for p in parts] == [6, 6, 6, 7]
+    assert torch.equal(torch.cat([d for _, _, d in parts]), x)
+    assert [(sl.start, sl.stop) for sl, _, _ in parts] == [(0, 6), (6, 12), (12, 18), (18, 25)]
+
+
+def test_chunked_gradient_imports_no_symbolic_shapes() -> None:
+    """The chunked gradient (fields beyond one batch) avoids ``grad_outputs``, whose first use
+    imports torch's symbolic-shapes module and sympy: seconds on a field's first run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from napari_pcim.explainers.pcim import PCIMOptions, pcim_attribute\n"
+        "net = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.AdaptiveAvgPool2d(1),"
+        " torch.nn.Flatten())\n"
+        "before = 'torch.fx.experimental.symbolic_shapes' in sys.modules\n"
+        "for loss in ('margin', 'log-prob'):\n"
+        "    pcim_attribute(net, torch.rand(6, 2, 8, 8), torch.ones(6, 1, dtype=torch.long),"
+        " options=PCIMOptions(batch_size=2, loss=loss), tiles_per_item=6)\n"
+        "print(before, 'torch.fx.experimental.symbolic_shapes' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = out.stdout.split()[-2:]
+    if before == "True":
+        pytest.skip("this torch imports symbolic_shapes on import")
+    assert after == "False"

@@ -47,89 +47,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from dataclasses import replace
+from typing import Any
 
 import torch
 
-from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
+from napari_pcim.baseline_images import make_baseline
+from napari_pcim.explainers.batching import FALLBACK, tuned_batch_size
 from napari_pcim.explainers.options import validate_options
+from napari_pcim.explainers.pcim_options import (  # noqa: F401 - re-exported
+    ISOLATIONS,
+    LOSSES,
+    MIXINGS,
+    READOUTS,
+    UPDATES,
+    PCIMOptions,
+)
 from napari_pcim.explainers.registry import Explainer, Job, register
 from napari_pcim.explainers.runtime import check_finite, check_stop, report, smaller_batch
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-Mixing = Literal["linear", "saturating"]
-Readout = Literal["mass-change", "mass-above-median", "mass", "mask"]
-Loss = Literal["margin", "log-prob"]
-Update = Literal["normalised", "adam"]
-Isolation = Literal["pixel", "pixel-channel"]
-MIXINGS: tuple[str, ...] = get_args(Mixing)
-READOUTS: tuple[str, ...] = get_args(Readout)
-ISOLATIONS: tuple[str, ...] = get_args(Isolation)
-LOSSES: tuple[str, ...] = get_args(Loss)
-UPDATES: tuple[str, ...] = get_args(Update)
 
 
 def _mixing_weights(sigma: torch.Tensor, scale: float, mixing: str) -> torch.Tensor:
     """Mixing weights m from the softmax mass σ: linear, or saturating in [0, 1)."""
     return scale * sigma if mixing == "linear" else -torch.expm1(-scale * sigma)
-
-
-@dataclass
-class PCIMOptions:
-    """PCIM's tunable options (see :mod:`napari_pcim.explainers.options` for the metadata keys)."""
-
-    steps: int = field(default=1, metadata={
-        "help": "maximum optimisation steps (1: one normalised step, the tuned default)", "min": 1,
-        "main": True})
-    lr: float = field(default=0.1, metadata={
-        "help": "step size: the largest change of a mixing weight per step (normalised), "
-                "or Adam's learning rate", "min": 0, "min_open": True})
-    loss: Loss = field(default="margin", metadata={
-        "help": "'margin': target log-odds z_t − logsumexp(z_others), never saturates; "
-                "'log-prob': −log p(target), vanishes for confident classifiers"})
-    update: Update = field(default="normalised", metadata={
-        "help": "'normalised': w −= lr·g/max|g| (keeps the gradient's shape); 'adam': Adam"})
-    budget: float = field(
-        default=1.0,
-        metadata={"help": "β: total mixing weight as a fraction of the image (0–1]; 1 = the image",
-                  "min": 0, "min_open": True, "max": 1, "main": True},
-    )
-    mixing: Mixing = field(
-        default="linear",
-        metadata={"help": "'linear' (m = β·H·W·σ) or 'saturating' (m = 1 − exp(−β·H·W·σ))"},
-    )
-    temperature: float = field(
-        default=1.0, metadata={"help": "τ: softmax temperature of the mixing weights", "min": 0,
-                               "min_open": True}
-    )
-    tv: float = field(
-        default=0.0, metadata={"help": "weight of the total-variation smoothness term on the mask",
-                               "min": 0}
-    )
-    baseline: Baseline = baseline_field("what removed pixels become")
-    blur_sigma: float | None = blur_sigma_field()
-    patience: int = field(
-        default=10, metadata={"help": "early stop: steps over which the loss must improve", "min": 1}
-    )
-    tol: float = field(
-        default=0.01,
-        metadata={"help": "early stop: minimal relative loss improvement over `patience` steps",
-                  "min": 0},
-    )
-    readout: Readout = field(
-        default="mass-change",
-        metadata={"help": "map: 'mass-change' (H·W·σ − 1, the change from the image), "
-                          "'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
-    )
-    batch_size: int = field(
-        default=32, metadata={"help": "images (tile × target) optimised together per batch", "min": 1}
-    )
-    isolation: Isolation = field(
-        default="pixel",
-        metadata={"help": "mixing units: 'pixel' (all channels of a pixel share one weight) or "
-                          "'pixel-channel' (one weight per pixel and channel: per-channel maps)"},
-    )
 
 
 def _tv(m: torch.Tensor) -> torch.Tensor:
@@ -175,14 +117,18 @@ class _Item:
             self.delta = tiles[idx] - self.b
 
     def parts(self) -> Any:
-        """(tile slice, baseline, x − b) per chunk of at most ``chunk`` tiles."""
+        """(tile slice, baseline, x − b) per chunk: as few chunks of at most ``chunk`` tiles
+        as will do, of equal size ±1 (25 tiles in chunks of 8 go as 6, 6, 6, 7, not 8, 8, 8, 1)."""
         if self.whole:
             yield slice(None), self.b, self.delta
             return
-        for s in range(0, self.idx.numel(), self.chunk):
-            sub = self.idx[s : s + self.chunk]
+        total = self.idx.numel()
+        n = -(-total // self.chunk)
+        for i in range(n):
+            s, e = i * total // n, (i + 1) * total // n
+            sub = self.idx[s:e]
             b = self.bases[sub]
-            yield slice(s, s + sub.numel()), b, self.tiles[sub] - b
+            yield slice(s, e), b, self.tiles[sub] - b
 
 
 def _mixed_logits(forward: Forward, item: _Item, m: torch.Tensor, n: int) -> torch.Tensor:
@@ -253,7 +199,7 @@ def _gradient(forward: Forward, item: _Item, w: torch.Tensor, target: torch.Tens
         (grad_m[sl],) = torch.autograd.grad(part, [mc])
     mean = torch.cat(outs).view(n, g, -1).mean(dim=1)
     check_finite(mean, "logits", "a mixed input", "PCIM", item.idx[::g])
-    (w.grad,) = torch.autograd.grad(m, [w], grad_outputs=grad_m.view_as(m))
+    (w.grad,) = torch.autograd.grad(_dot(m, grad_m), [w])
     item.passes = 1
     return float(_loss(mean, md, target, n, g, opts).sum())
 
@@ -274,9 +220,17 @@ def _gradient_two_pass(forward: Forward, item: _Item, w: torch.Tensor, m: torch.
         if opts.tv > 0:
             part = part + opts.tv * _tv(mc).sum() / g
         (grad_m[sl],) = torch.autograd.grad(part, [mc])
-    (w.grad,) = torch.autograd.grad(m, [w], grad_outputs=grad_m.view_as(m))
+    (w.grad,) = torch.autograd.grad(_dot(m, grad_m), [w])
     item.passes = 2
     return float(total.detach())
+
+
+def _dot(m: torch.Tensor, grad_m: torch.Tensor) -> torch.Tensor:
+    """Σ m · grad_m, a scalar whose gradient w.r.t. w is ``grad_m`` through the softmax.
+
+    The same gradient as ``autograd.grad(m, w, grad_outputs=grad_m)``, which on first use
+    imports torch's symbolic-shapes module and sympy (1–3 s once per process)."""
+    return (m * grad_m.view_as(m)).sum()
 
 
 def _normalised_step(w: torch.Tensor, lr: float) -> None:
@@ -357,7 +311,8 @@ def pcim_attribute(
     channel maps, which ``per_channel=True`` returns instead, as (B, T, C, H, W).
 
     Every (image, target) pair gets its own mixing weights; pairs are optimised
-    together in batches of about ``options.batch_size`` images. With
+    together in batches of about ``options.batch_size`` images (None: :data:`~.batching.FALLBACK`;
+    ``explain()`` tunes it for a forward+backward pass). With
     ``tiles_per_item = g > 1`` each run of g consecutive images is the tiles of
     one field: they share one softmax (pixels of all tiles compete for one
     budget) and one loss on the mean of their logits (the classifier's
@@ -367,7 +322,7 @@ def pcim_attribute(
     share); ``should_stop()`` is polled every step and raises ``Cancelled``.
     ``stats`` (optional) receives ``forward_passes`` (images through the model) and
     ``forward_seconds`` (time in the optimisation, forward and backward passes).
-    On CUDA out-of-memory the batch is halved and retried (logged).
+    On CUDA out-of-memory the batch (or a field's tile chunk) is halved and retried (logged).
     """
     opts = options or PCIMOptions()
     validate_options(opts, "PCIM")
@@ -386,7 +341,8 @@ def pcim_attribute(
     tgt = targets.to(inputs.device)[::g].reshape(-1)
     tile = torch.arange(g, device=inputs.device)
     out = torch.empty(B, T, k, *inputs.shape[-2:], device=inputs.device)
-    batch = max(1, opts.batch_size // g)
+    chunk = opts.batch_size or FALLBACK  # tiles per model call
+    batch = max(1, chunk // g)  # items per optimisation batch
     total = -(-n_items // batch) * opts.steps
     done = 0
     n_forward = 0
@@ -404,10 +360,13 @@ def pcim_attribute(
         idx = (field_of[start:stop, None] * g + tile).reshape(-1)  # the items' tiles
         t0 = time.perf_counter()
         try:
-            item = _Item(inputs, baselines, idx, g, opts.batch_size, k)
+            item = _Item(inputs, baselines, idx, g, chunk, k)
             maps, steps = _optimise(forward, item, tgt[start:stop], opts, tick)
         except torch.cuda.OutOfMemoryError:
-            batch = smaller_batch(batch, "PCIM")
+            if batch > 1:
+                batch = smaller_batch(batch, "PCIM")
+            else:
+                chunk = smaller_batch(min(chunk, g), "PCIM")
             total = done + -(-(n_items - start) // batch) * opts.steps
             continue
         t_opt += time.perf_counter() - t0
@@ -424,8 +383,16 @@ def pcim_attribute(
 
 
 def _attribute(job: Job, options: PCIMOptions, per_channel: bool = False) -> torch.Tensor:
-    """The registry's call: PCIM on all tiles, each field's tiles sharing one budget."""
+    """The registry's call: PCIM on all tiles, each field's tiles sharing one budget.
+
+    A None ``batch_size`` is tuned for a forward+backward pass of this model on one tile
+    (:func:`~.batching.tuned_batch_size`, cached) and recorded in ``job.stats``."""
     check_differentiable(job.forward, job.tiles)
+    if options.batch_size is None:
+        batch = tuned_batch_size(job.forward, job.tiles[:1], model=getattr(job.classifier, "sha256", None),
+                                 grad=True)
+        options = replace(options, batch_size=batch)
+    job.stats["batch_size"] = options.batch_size
     return pcim_attribute(
         job.forward, job.tiles, job.targets, options=options, baselines=job.baselines,
         tiles_per_item=job.plan.n_tiles, progress=job.progress, should_stop=job.should_stop,
