@@ -125,3 +125,11 @@ def test_pcim_optimisation_batch_is_tuned_for_forward_and_backward(cache, tiny_c
     batching.forget()  # nothing cached: the sweep runs on a forward+backward pass
     tuned = explain(clf, field, method="pcim", device="cpu")
     assert tuned.info["batch_size"] in CANDIDATES and key in batching._memory
+
+
+def test_a_gpu_sweep_tries_larger_batches_within_a_larger_memory_cap():
+    from napari_pcim.explainers.batching import CANDIDATES, GPU_CANDIDATES, max_batch
+
+    assert max(GPU_CANDIDATES) > max(CANDIDATES) and GPU_CANDIDATES[:len(CANDIDATES)] == CANDIDATES
+    tile = (4, 128, 128)
+    assert max_batch(tile) == 256 and max_batch(tile, gpu=True) == 4096

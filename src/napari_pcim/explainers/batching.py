@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 #: Batch sizes tried, smallest first.
 CANDIDATES: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-#: One batch holds at most this many input values (64 MiB float32), as RISE's batches.
+#: On a GPU also larger ones: on an H200 a 128² VGG still gained per image past 128.
+GPU_CANDIDATES: tuple[int, ...] = (*CANDIDATES, 256, 512, 1024)
+#: One batch holds at most this many input values (64 MiB float32), as RISE's batches;
+#: on a GPU 16× that (1 GiB).
 MAX_VALUES = 2**24
+GPU_MAX_VALUES = 2**28
 #: Used where nothing can be measured (no sample tile).
 FALLBACK = 16
 CACHE_FILE = "batch_sizes.json"
@@ -75,28 +79,33 @@ def _write_disk(key: str, value: tuple[int, float]) -> None:
         log.info("batch size cache not written (%s)", exc)
 
 
-def max_batch(shape: Sequence[int]) -> int:
-    """The largest batch of images shaped ``shape`` (C, H, W) within :data:`MAX_VALUES` values."""
+def max_batch(shape: Sequence[int], gpu: bool = False) -> int:
+    """The largest batch of images shaped ``shape`` (C, H, W) within :data:`MAX_VALUES`
+    values (:data:`GPU_MAX_VALUES` on a GPU)."""
     per = 1
     for s in shape:
         per *= int(s)
-    return max(1, MAX_VALUES // max(per, 1))
+    return max(1, (GPU_MAX_VALUES if gpu else MAX_VALUES) // max(per, 1))
 
 
 def sweep(forward: Callable[[Any], Any], sample: Any, *, grad: bool = False,
-          candidates: Sequence[int] = CANDIDATES) -> dict[int, float]:
+          candidates: Sequence[int] | None = None) -> dict[int, float]:
     """Seconds per image of ``forward`` at each batch size (a warm-up, then the best of 2 calls).
 
-    ``sample`` (1, C, H, W) is repeated to each batch size. With ``grad`` the time is of
+    ``sample`` (1, C, H, W) is repeated to each batch size (``candidates``: default
+    :data:`CANDIDATES`, :data:`GPU_CANDIDATES` on CUDA). With ``grad`` the time is of
     a forward and a backward pass of the summed logits w.r.t. the input (PCIM's step).
     Sizes above :func:`max_batch` are skipped; the sweep stops early once two sizes in a
     row are 30 % slower per image than the best so far.
     """
     import torch
 
-    cap = max_batch(sample.shape[1:])
-    sizes = [b for b in candidates if b <= cap] or [cap]
     device = sample.device
+    gpu = device.type == "cuda"
+    cap = max_batch(sample.shape[1:], gpu)
+    if candidates is None:
+        candidates = GPU_CANDIDATES if gpu else CANDIDATES
+    sizes = [b for b in candidates if b <= cap] or [cap]
     out: dict[int, float] = {}
     worse = 0
 
@@ -184,8 +193,9 @@ def forget(memory_only: bool = True) -> None:
 
 #: A forward+backward pass costs about this many forward passes (PCIM, gradient methods).
 BACKWARD_FACTOR = 3.0
-#: RISE's typical share of its mask cap when it stops on its tolerance (bench rise_tuning).
-RISE_TYPICAL_SHARE = 0.5
+#: RISE's typical share of its mask cap when it stops on its tolerance: 26–43 % of 4000 on
+#: the bundled models (`napari-pcim bench tune rise stopping`, docs/benchmarks.md).
+RISE_TYPICAL_SHARE = 0.35
 
 
 def forward_passes(method: str, options: dict[str, Any], n_tiles: int) -> tuple[float, float] | None:
