@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
-from napari_pcim.explainers.batching import tuned_batch_size
+from napari_pcim.explainers.batching import max_batch, tuned_batch_size
 from napari_pcim.explainers.grid_masks import GridMasks
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
@@ -176,16 +176,16 @@ def rise_attribute(
         masks = GridMasks((H, W), opts.grid, p, torch.Generator().manual_seed(int(seed)), device)
     if baselines is None:
         baselines = make_baseline(inputs, opts.baseline, raw_zero=raw_zero, blur_sigma=opts.blur_sigma)
-    low = autocast_dtype(forward, inputs) if device.type == "cuda" and opts.mixed_precision else None
     tgt = targets.to(device)
     track = tol > 0 or on_round is not None
     acc = _Sums(B, T, H * W, device, track)
     done = 0
     n_forward = 0
     t_fwd = 0.0
-    # Bound one forward batch to ~2^24 input values (64 MiB float32) so memory stays
-    # flat on large images; the result does not depend on the batch size.
-    batch = max(1, min(opts.batch_size or FALLBACK_BATCH, 2**24 // (C * H * W)))
+    # Bound one forward batch (batching.max_batch: 64 MiB float32, 1 GiB on a GPU) so memory
+    # stays flat on large images; the result does not depend on the batch size.
+    batch = min(opts.batch_size or FALLBACK_BATCH, max_batch((C, H, W), gpu=device.type == "cuda"))
+    low = autocast_dtype(forward, inputs[:batch]) if device.type == "cuda" and opts.mixed_precision else None
 
     def scores_of(x: torch.Tensor) -> torch.Tensor:
         nonlocal t_fwd
@@ -334,7 +334,8 @@ class _Sums:
 
 
 def autocast_dtype(forward: Forward, tiles: torch.Tensor) -> torch.dtype | None:
-    """bf16/fp16 when autocast forwards agree with float32 on a few tiles; else None."""
+    """bf16/fp16 when autocast forwards agree with float32 on up to 8 of ``tiles`` (pass
+    no more than one forward batch: a model may accept no more); else None."""
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     sample = tiles[:8]
     try:
