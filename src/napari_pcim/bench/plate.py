@@ -3,8 +3,10 @@
 The cost model (the same as ``bench speed``'s): a field of side S costs
 ``a + b · tiles(S)`` seconds with one torch thread, where ``b`` is the method's seconds
 per classifier tile and ``a`` the per-field rest (normalising, the probability pass,
-blending, reading and writing). :func:`calibrate` measures ``a`` and ``b`` by
-explaining a one-tile field (the classifier's input size) and a field of the run's size;
+blending, reading and writing). :func:`calibrate` measures ``b`` (and ``explain()``'s
+share of ``a``) by explaining a one-tile field (the classifier's input size) and a field
+of the run's size; :func:`measure` then takes ``a`` from one well's fields run through
+the whole batch pipeline (a well the checked run does not use), less its tiles' cost;
 :func:`project` gives a plate's wall time on N workers (one core, one thread each):
 
     T(N) = cluster_start + model_load + fields × (a + b · tiles(S)) ÷ N   (N > 1)
@@ -48,20 +50,25 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
 
         from napari_pcim.plate_io import open_plate
 
-        chosen = open_plate(plate).wells[:wells]
+        all_wells = open_plate(plate).wells
+        chosen, spare = all_wells[:wells], all_wells[wells]
 
-        def job() -> BatchJob:
+        def job(these: list[str] | None = None) -> BatchJob:
             return BatchJob(plate=str(plate), model=str(model), method=method, seed=0, device=device,
-                            options=options, wells=list(chosen))
+                            options=options, wells=list(these or chosen))
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the cost model's unit: one worker, one core, one thread
+        clf_meta = load_classifier(model).meta
         try:
             a, b = calibrate(load_classifier(model), size, method, options, device)
+            # the pipeline's own per-field rest (reading, statistics, writing the store), from
+            # one field of a well the checked run does not use
+            one = run_plate(job([spare]), tmp_path / "calibrate.zarr")
+            a = max(a, one.seconds / fields - b * tiles(clf_meta, size))
             local = run_plate(job(), tmp_path / "local.zarr")
         finally:
             torch.set_num_threads(threads)
-        clf_meta = load_classifier(model).meta
         t0 = time.perf_counter()
         from distributed import Client, LocalCluster
 

@@ -343,9 +343,15 @@ def format_markdown(result: dict[str, Any]) -> str:
                  "reference": "reference RISE (eclique/RISE algorithm)", "pcim": "PCIM (defaults)"}
         for k, label in names.items():
             r = row[k]
-            out.append(f"| {label} | {r['seconds_per_mp']:.1f} | {r['forward_passes_per_mp']:.0f} | "
+            out.append(f"| {label} | {r['seconds_per_mp']:.3g} | {r['forward_passes_per_mp']:.0f} | "
                        f"{r['over_floor']:.2f} | {r['over_reference']:.2f} |")
         out.append("")
     for size, v in result.get("pcim_seconds_per_mp", {}).items():
-        out.append(f"- PCIM at {size}²: {v:.1f} s/MP (torch threads {result['pcim_threads']})")
+        out.append(f"- PCIM at {size}²: {v:.3g} s/MP (torch threads {result['pcim_threads']}, "
+                   f"median of {result['repeats']})")
+    if "pcim_largest_over_smallest" in result:
+        out.append(f"- PCIM s/MP, largest ÷ smallest field: {result['pcim_largest_over_smallest']:.2f}")
+    for k, label in (("rise_peak_mib_n1000_512", "N = 1000"), ("rise_peak_mib_n8000_512", "N = 8000")):
+        if k in result:
+            out.append(f"- RISE peak extra memory on a 512² image, {label}: {result[k]:.0f} MiB")
     return "\n".join(out)

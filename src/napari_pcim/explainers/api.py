@@ -26,7 +26,7 @@ from napari_pcim.baseline_images import make_baseline
 from napari_pcim.classifier import Classifier
 from napari_pcim.devices import resolve_device
 from napari_pcim.explainers.attribution import Attribution
-from napari_pcim.explainers.batching import tuned_batch_size
+from napari_pcim.explainers.batching import FALLBACK, tuned_batch_size
 from napari_pcim.explainers.channels import apportion, channel_ablation, positive_shares
 from napari_pcim.explainers.memory import check_fits, estimate_bytes
 from napari_pcim.explainers.options import validate_options
@@ -35,8 +35,6 @@ from napari_pcim.explainers.registry import DEFAULT_METHOD, Explainer, Job, get_
 from napari_pcim.explainers.runtime import NonFinite
 from napari_pcim.tiling import TilePlan
 
-#: Tiles per model call for the memory estimate when the batch size is tuned (.batching).
-DEFAULT_BATCH = 16
 #: Entries of a method's ``stats`` copied into ``Attribution.info`` (RISE's stopping record).
 _INFO = ("masks_used", "converged", "noise_ratio")
 
@@ -219,7 +217,7 @@ def explain(
         entry.check(opts, classifier, (N, Y, X))
     plan = TilePlan.for_classifier(meta, (Y, X))
     explicit = getattr(opts, "batch_size", None)
-    batch_size = int(explicit or DEFAULT_BATCH)
+    batch_size = int(explicit or FALLBACK)  # the memory estimate's batch until tuning picks one
     n_targets = len(classes) if mode == "all" else 1
     n_maps = n_targets * (len(meta.channels) + 1) if per_channel else n_targets
 

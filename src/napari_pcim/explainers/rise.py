@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from napari_pcim.baseline_images import Baseline, baseline_field, blur_sigma_field, make_baseline
-from napari_pcim.explainers.batching import max_batch, tuned_batch_size
+from napari_pcim.explainers.batching import FALLBACK, max_batch, tuned_batch_size
 from napari_pcim.explainers.grid_masks import GridMasks
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.regions import RegionMasks, regions_batch, slic_labels
@@ -50,8 +50,6 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 MASK_CHUNK = 64
 #: masks per convergence round: the map is checked every ROUND masks (a multiple of MASK_CHUNK).
 ROUND = 256
-#: images per forward pass when ``batch_size`` is None and nothing tunes it (``explain()`` does).
-FALLBACK_BATCH = 16
 
 Segmentation = Literal["grid", "labels", "slic"]
 SEGMENTATIONS: tuple[str, ...] = get_args(Segmentation)
@@ -144,7 +142,7 @@ def rise_attribute(
     every forward batch and raises ``Cancelled``. With ``options.mixed_precision`` on
     CUDA the forward passes are autocast to bf16/fp16 when that leaves the probabilities
     unchanged (:func:`autocast_dtype`). On CUDA out-of-memory the batch is halved and
-    retried (logged). ``options.batch_size`` None means :data:`FALLBACK_BATCH` here
+    retried (logged). ``options.batch_size`` None means :data:`~.batching.FALLBACK` here
     (``explain()`` tunes it per model, see :mod:`.batching`).
 
     **Stopping when converged.** Every :data:`ROUND` masks (from ``2 · ROUND`` on) the
@@ -184,7 +182,7 @@ def rise_attribute(
     t_fwd = 0.0
     # Bound one forward batch (batching.max_batch: 64 MiB float32, 1 GiB on a GPU) so memory
     # stays flat on large images; the result does not depend on the batch size.
-    batch = min(opts.batch_size or FALLBACK_BATCH, max_batch((C, H, W), gpu=device.type == "cuda"))
+    batch = min(opts.batch_size or FALLBACK, max_batch((C, H, W), gpu=device.type == "cuda"))
     low = autocast_dtype(forward, inputs[:batch]) if device.type == "cuda" and opts.mixed_precision else None
 
     def scores_of(x: torch.Tensor) -> torch.Tensor:
