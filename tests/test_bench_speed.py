@@ -58,3 +58,8 @@ def test_cli_speed_flags() -> None:
     args = build_parser().parse_args(["bench", "speed", "--threads", "1", "--pcim-sizes", "256",
                                       "--repeats", "2"])
     assert (args.threads, args.pcim_sizes, args.repeats) == ([1], [256], 2)
+
+
+def test_bench_plate_refuses_a_run_with_no_well_left_to_calibrate() -> None:
+    with pytest.raises(ValueError, match=r"--wells 96: expected 1 to 95"):
+        plate.measure(wells=96)

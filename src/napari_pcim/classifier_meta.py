@@ -194,8 +194,8 @@ def jit_load_hint(exc: BaseException, meta: ClassifierMeta) -> str:
         return ""
     import torch
 
-    saved = (meta.extra.get(SAVED_WITH) or {}).get("torch") if isinstance(
-        meta.extra.get(SAVED_WITH), dict) else None
+    saved_with = meta.extra.get(SAVED_WITH)
+    saved = saved_with.get("torch") if isinstance(saved_with, dict) else None
     by = f"it was saved by torch {saved}" if saved else "it was probably saved by a newer torch"
     return (f" ({by}, and this is torch {torch.__version__}: a TorchScript file loads only in "
             "the torch that wrote it or a newer one; upgrade torch, or re-export the model "

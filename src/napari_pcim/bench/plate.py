@@ -37,10 +37,13 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
     from napari_pcim.synth import make_plate
 
     options = dict(options or {})
+    if not 1 <= wells < PLATE_WELLS:
+        raise ValueError(f"bench plate --wells {wells}: expected 1 to {PLATE_WELLS - 1} (one more well of "
+                         f"the {PLATE_WELLS}-well plate calibrates the cost model)")
     with tempfile.TemporaryDirectory(prefix="pcim-bench-plate-") as tmp:
         tmp_path = Path(tmp)
         t0 = time.perf_counter()
-        plate = make_plate(tmp_path / "plate.zarr", plate_format=96, fields=fields, size=size,
+        plate = make_plate(tmp_path / "plate.zarr", plate_format=PLATE_WELLS, fields=fields, size=size,
                            phenotype="foci", seed=11)
         make_s = time.perf_counter() - t0
         model = bundled_model_path("foci_vgg")
@@ -113,6 +116,8 @@ def measure(*, wells: int = 8, fields: int = 1, size: int = 256, method: str = "
     }
 
 
+#: Wells of the generated plate the run and the calibration well come from.
+PLATE_WELLS = 96
 #: The projected plate: 384 wells × 4 fields at these sides, on these worker counts.
 PLATE_SIDES = (1080, 2160)
 WORKERS = (1, 2, 4, 8)
