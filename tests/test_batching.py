@@ -98,7 +98,18 @@ def test_forward_pass_cost_model() -> None:
     assert forward_passes("rise", {"n_masks": 1000, "tolerance": 0.0}, 9) == (9 + 9000, 9 + 9000)
     typical, most = forward_passes("rise", {"n_masks": 1000, "tolerance": 0.05}, 1)
     assert most == 1001 and typical == 1 + 1000 * batching.RISE_TYPICAL_SHARE
-    assert forward_passes("pcim", {"steps": 20}, 4) == (4 + 240, 4 + 240)
+    one_start = {"steps": 20, "starts": 1, "start_noise": 0.0}
+    assert forward_passes("pcim", one_start, 4) == (4 + 240, 4 + 240)
+    # random starts multiply the passes; noise 0 runs one start however many are asked
+    assert forward_passes("pcim", {**one_start, "starts": 8, "start_noise": 0.25}, 4)[1] == 4 + 8 * 240
+    assert forward_passes("pcim", {**one_start, "starts": 8}, 4)[1] == 4 + 240
+    # options left out take the dataclass defaults (they were once a stale copy)
+    from napari_pcim.explainers.pcim_options import PCIMOptions
+    from napari_pcim.explainers.rise import RISEOptions
+
+    d = PCIMOptions()
+    assert forward_passes("pcim", {}, 1)[1] == 1 + batching.BACKWARD_FACTOR * d.steps * d.starts
+    assert forward_passes("rise", {"tolerance": 0}, 1)[1] == 1 + RISEOptions().n_masks
     assert forward_passes("occlusion", {}, 1) is None
     assert estimate_text(40.2, 40.2) == "about 40 s on this machine"
     assert estimate_text(30, 120) == "about 30 s on this machine, at most 2.0 min"

@@ -44,6 +44,9 @@ def test_package_gives_the_same_maps_as_the_pt_file(foci_package):
         pt.meta.input_size, pt.meta.field_mode, pt.meta.tile_overlap)
     np.testing.assert_allclose(pkg.meta.mean, pt.meta.mean, rtol=1e-12)
     np.testing.assert_allclose(pkg.meta.std, pt.meta.std, rtol=1e-12)
+    # the model's recommended explainer options travel with it (they did not, once)
+    assert pt.meta.extra["explainer_options"]
+    assert pkg.meta.extra["explainer_options"] == pt.meta.extra["explainer_options"]
     field = generate_field("foci", True, size=200, seed=3).image
     for method, options in (("input_x_gradient", {}), ("pcim", {"steps": 2})):
         a = explain(pt, field, method=method, device="cpu", **options)

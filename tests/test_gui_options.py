@@ -163,7 +163,7 @@ def test_demo_pcim_map_from_the_widget_lies_in_the_ground_truth(make_napari_view
 
 
 def test_a_models_recommended_options_prefill_the_form_and_leave_with_it(explain_widget):
-    """worms_vgg recommends RISE grid 8, p 0.5, tolerance 0.1: the form shows them (so Run
+    """worms_vgg recommends RISE grid 8, p 0.5, tolerance 0.1 and PCIM's read-out: the form shows them (so Run
     passes them), names them in a note, and a model without a recommendation brings the
     defaults back."""
     from napari_pcim.classifier import bundled_model_path, load_classifier
@@ -179,8 +179,9 @@ def test_a_models_recommended_options_prefill_the_form_and_leave_with_it(explain
         k: v for k, v in defaults.items() if k not in ("grid", "p", "tolerance")}
     assert not form.recommended_note.isHidden() and "grid 8" in form.recommended_note.text()
     assert explain_widget.current_options()["grid"] == 8
-    # a form built after the model loaded gets the recommendation too (here: none for PCIM)
-    assert explain_widget.form("pcim").values() == _gui_defaults(options_class("pcim"))
+    # a form built after the model loaded gets the recommendation too (PCIM's read-out)
+    assert explain_widget.form("pcim").values() == {**_gui_defaults(options_class("pcim")),
+                                                    "starts": 8, "start_noise": 0.5, "smooth": 1.0}
 
     session.set_classifier(load_classifier(bundled_model_path("foci_vgg")))
     assert form.values() == defaults and form.recommended_note.isHidden()

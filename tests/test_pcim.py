@@ -34,17 +34,21 @@ def test_known_answer_mass_inside_square() -> None:
 def test_original_formulation_stays_reachable() -> None:
     """Adam on −log p from half the image, mass above the median: half the pixels positive."""
     model = torch.jit.script(SquareMarker(Y0, X0, S))
-    opts = PCIMOptions(loss="log-prob", update="adam", budget=0.5, readout="mass-above-median")
+    from napari_pcim.bench.quality_core import PCIM_ORIGINAL
+
+    opts = PCIMOptions(**PCIM_ORIGINAL)
     m = pcim_attribute(model, _field(), torch.tensor([[1]]), options=opts)[0, 0]
     assert float(m.median()) == pytest.approx(0.0, abs=1e-5)
     assert float((m >= 0).float().mean()) >= 0.5  # half the pixels count as evidence
 
 
 def test_first_normalised_step_is_centred_input_x_gradient() -> None:
-    """One normalised step from β = 1: the map ranks pixels as the centred IxG of the margin."""
+    """One normalised step from β = 1, unsmoothed: the map ranks pixels as the centred IxG
+    of the margin."""
     model = torch.jit.script(SquareMarker(Y0, X0, S))
     x = _field()
-    m = pcim_attribute(model, x, torch.tensor([[1]]), options=PCIMOptions(steps=1))[0, 0]
+    opts = PCIMOptions(steps=1, starts=1, start_noise=0, smooth=0)
+    m = pcim_attribute(model, x, torch.tensor([[1]]), options=opts)[0, 0]
     from napari_pcim.baseline_images import make_baseline
 
     xr = x.clone().requires_grad_(True)
@@ -59,7 +63,53 @@ def test_first_normalised_step_is_centred_input_x_gradient() -> None:
 def test_defaults_are_the_new_formulation() -> None:
     o = PCIMOptions()
     assert (o.loss, o.update, o.budget, o.readout) == ("margin", "normalised", 1.0, "mass-change")
-    assert o.steps == 1  # chosen on the tuning fields (docs/methods.md)
+    # chosen on the tuning fields (docs/methods.md)
+    assert (o.steps, o.starts, o.start_noise, o.smooth) == (1, 8, 0.25, 0.5)
+
+
+def test_random_starts_are_seeded_per_item_and_average_nearby_mixtures() -> None:
+    """Same (field, target, seed) → same map, whatever the batching or the other fields;
+    another seed → another map; noise 0 runs one start (more would repeat it); the
+    averaged map still finds the square."""
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    x = torch.cat([_field(), _field()])
+    t = torch.tensor([[1], [1]])
+    opts = PCIMOptions(starts=4, start_noise=0.5, smooth=0)
+    stats: dict[str, float] = {}
+    a = pcim_attribute(model, x, t, options=opts, seed=3, stats=stats)
+    assert stats["forward_passes"] == 2 * 4
+    one_by_one = pcim_attribute(model, x, t, options=PCIMOptions(**{**opts.__dict__, "batch_size": 1}),
+                                seed=3)
+    torch.testing.assert_close(a, one_by_one, rtol=0, atol=1e-6)
+    assert not torch.allclose(a, pcim_attribute(model, x, t, options=opts, seed=4), atol=1e-4)
+    torch.testing.assert_close(a[0], a[1], rtol=0, atol=1e-6)  # same field, target, seed
+    plain = pcim_attribute(model, x, t, options=PCIMOptions(starts=1, start_noise=0, smooth=0))
+    stats = {}
+    quiet = pcim_attribute(model, x, t, options=PCIMOptions(starts=4, start_noise=0, smooth=0),
+                           stats=stats)
+    torch.testing.assert_close(quiet, plain)
+    assert stats["forward_passes"] == 2
+    m = a[0, 0].clamp(min=0)
+    assert float(m[Y0:Y0 + S, X0:X0 + S].sum() / m.sum()) > 0.5
+
+
+@pytest.mark.parametrize("isolation", ["pixel", "pixel-channel"])
+def test_smooth_blurs_the_read_out_and_nothing_else(isolation) -> None:
+    """``smooth=σ`` is the unsmoothed map under a σ-pixel Gaussian, per channel map."""
+    from napari_pcim.baseline_images import gaussian_blur
+
+    model = torch.jit.script(SquareMarker(Y0, X0, S))
+    x, t = _field(), torch.tensor([[1]])
+    per_channel = isolation == "pixel-channel"
+    raw = pcim_attribute(model, x, t, options=PCIMOptions(smooth=0, isolation=isolation),
+                         per_channel=per_channel)
+    smooth = pcim_attribute(model, x, t, options=PCIMOptions(smooth=1.5, isolation=isolation),
+                            per_channel=per_channel)
+    flat = raw.reshape(-1, 1, 64, 64)
+    assert not torch.allclose(smooth, raw, atol=1e-3)
+    assert torch.allclose(smooth, gaussian_blur(flat, 1.5).view_as(raw), atol=1e-6)
+    inside = smooth.sum(dim=tuple(range(smooth.dim() - 2)))[Y0:Y0 + S, X0:X0 + S]
+    assert float(inside.clamp(min=0).sum()) > 0.5 * float(smooth.clamp(min=0).sum())
 
 
 def test_mass_readout_averages_to_one() -> None:
@@ -100,10 +150,10 @@ def test_early_stop_and_progress() -> None:
     model = torch.jit.script(SquareMarker(Y0, X0, S))
     calls: list[tuple[int, int]] = []
     stats: dict[str, float] = {}
-    pcim_attribute(model, _field(), torch.tensor([[1]]), options=PCIMOptions(steps=400),
+    pcim_attribute(model, _field(), torch.tensor([[1]]), options=PCIMOptions(steps=400, starts=2),
                    progress=lambda d, t: calls.append((d, t)), stats=stats)
-    assert stats["forward_passes"] < 400  # the loss plateaued before the cap
-    assert calls[-1] == (400, 400)
+    assert stats["forward_passes"] < 2 * 400  # the loss plateaued before the cap, each start
+    assert calls[-1] == (800, 800)  # steps × starts
     assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
 
 
@@ -134,8 +184,9 @@ def test_tiles_beyond_the_batch_give_the_same_maps(loss, passes) -> None:
     b = pcim_attribute(model, x, t, options=PCIMOptions(batch_size=2, **kw), tiles_per_item=4,
                        stats=chunked)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert whole["forward_passes"] == 3 * 4
-    assert chunked["forward_passes"] == 3 * 4 * passes
+    starts = PCIMOptions().starts
+    assert whole["forward_passes"] == 3 * 4 * starts
+    assert chunked["forward_passes"] == 3 * 4 * passes * starts
 
 
 def test_chunks_are_balanced() -> None:

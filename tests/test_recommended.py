@@ -64,3 +64,25 @@ def test_the_bundled_worms_model_recommends_large_rise_masks():
     worms = load_classifier(bundled_model_path("worms_vgg"))
     assert recommended_options(worms, "rise") == {"grid": 8, "p": 0.5, "tolerance": 0.1}
     assert recommended_options(load_classifier(bundled_model_path("foci_vgg")), "rise") == {}
+
+
+def test_every_bundled_model_carries_exactly_the_training_recommendation():
+    """The bundled files and training's RECOMMENDED (which retraining writes) agree."""
+    from napari_pcim.classifier import bundled_models
+    from napari_pcim.training.classifier_training import RECOMMENDED
+
+    assert set(RECOMMENDED) <= set(bundled_models())
+    for name, path in bundled_models().items():
+        clf = load_classifier(path)
+        assert clf.meta.extra.get(RECOMMENDED_KEY) == RECOMMENDED.get(name), name
+
+
+def test_a_recommended_smooth_reaches_the_pcim_map(tmp_path):
+    """PCIM's σ from the metadata is used (and recorded), and equals passing it by hand."""
+    clf = _model(tmp_path, {"pcim": {"smooth": 2.0}})
+    mine = explain(clf, _field(), method="pcim", device="cpu")
+    assert mine.options["smooth"] == 2.0 and mine.info["recommended_by_model"] == {"smooth": 2.0}
+    plain = _model(tmp_path, None, name="plain.pt")
+    by_hand = explain(plain, _field(), method="pcim", device="cpu", smooth=2.0)
+    np.testing.assert_allclose(mine.maps, by_hand.maps, atol=1e-6)
+    assert not np.allclose(explain(plain, _field(), method="pcim", device="cpu").maps, mine.maps)

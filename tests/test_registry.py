@@ -117,7 +117,7 @@ def test_defaults_validate_and_explain_accepts_them(name, square_clf, module_clf
 
 def test_main_options_and_gui_flags():
     main = {n: {s.name for s in option_specs(options_class(n)) if s.main} for n in ("pcim", "rise")}
-    assert main["pcim"] == {"steps", "budget", "baseline"}
+    assert main["pcim"] == {"steps", "budget", "starts", "smooth", "baseline"}
     assert main["rise"] == {"n_masks", "grid", "p", "baseline"}
     assert not {s.name: s for s in option_specs(options_class("rise"))}["regions"].gui
 

@@ -22,8 +22,10 @@ onto the classifier contract of :mod:`napari_pcim.classifier_meta`:
 - **output**: one tensor shaped (batch, channel) whose ``channel_names`` are the
   classes; postprocessing only ``softmax`` (the module's logits are used) or
   ``ensure_dtype``;
-- ``config.napari_pcim`` (optional) gives ``field_mode``, ``tile_overlap``, ``arch``
-  and ``description``; without it fields are tiled with a quarter-tile overlap.
+- ``config.napari_pcim`` (optional) gives ``field_mode``, ``tile_overlap``, ``arch``,
+  ``description`` and the model's recommended explainer options
+  (:data:`~napari_pcim.classifier_meta.RECOMMENDED_KEY`); without it fields are
+  tiled with a quarter-tile overlap and the methods run at their defaults.
 
 :func:`save_package` writes a napari-pcim classifier as such a package (used by the
 tests to check that a package made from a bundled model gives the same maps).
@@ -39,7 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from napari_pcim.classifier_meta import ClassifierError, ClassifierMeta, check_torchscript_bytes
+from napari_pcim.classifier_meta import (
+    RECOMMENDED_KEY,
+    ClassifierError,
+    ClassifierMeta,
+    check_torchscript_bytes,
+)
 
 #: Names of a package's description file (``*.bioimageio.yaml`` also counts).
 YAML_NAMES = ("rdf.yaml", "bioimageio.yaml")
@@ -275,6 +282,7 @@ def read_package(path: str | Path, device: Any) -> PackageModel:
     ops, foldable = _preprocessing(list(inp.preprocessing), len(channels), path)
     mean, std = _fold(ops, len(channels)) if foldable else ([0.0] * len(channels), [1.0] * len(channels))
     config = (descr.config.model_extra or {}).get("napari_pcim", {}) or {}
+    recommended = {RECOMMENDED_KEY: config[RECOMMENDED_KEY]} if config.get(RECOMMENDED_KEY) else {}
     data = ts.get_reader().read()
     check_torchscript_bytes(data, f"{path} (weights {ts.source})")
     sha256 = hashlib.sha256(data).hexdigest()
@@ -295,6 +303,7 @@ def read_package(path: str | Path, device: Any) -> PackageModel:
                 "preprocessing": [str(s.id) for s in inp.preprocessing],
                 "normalised_in_module": not foldable,
             },
+            **recommended,
         },
         source=f"{path} (bioimage.io package)",
     )
@@ -332,6 +341,7 @@ def save_package(model: str | Path, out: str | Path, *, overwrite: bool = False)
     if out.exists() and not overwrite:
         raise ClassifierError(f"{out}: already exists; not overwritten")
     meta = read_metadata(model)
+    recommended = {RECOMMENDED_KEY: meta.extra[RECOMMENDED_KEY]} if meta.extra.get(RECOMMENDED_KEY) else {}
     module = torch.jit.load(str(model), map_location="cpu").eval()
     h, w = meta.input_size
     rng = np.random.default_rng(0)
@@ -371,7 +381,8 @@ def save_package(model: str | Path, out: str | Path, *, overwrite: bool = False)
             weights=bm.WeightsDescr(torchscript=bm.TorchscriptWeightsDescr(
                 source=d / "weights.pt", pytorch_version=torch.__version__.split("+")[0])),
             config={"napari_pcim": {"field_mode": meta.field_mode, "tile_overlap": meta.tile_overlap,
-                                    "arch": meta.arch, "description": meta.description}},
+                                    "arch": meta.arch, "description": meta.description,
+                                    **recommended}},
         )
         stream = io.BytesIO()
         save_bioimageio_package_to_stream(descr, output_stream=stream)

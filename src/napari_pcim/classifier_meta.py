@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 METADATA_NAME = "napari_pcim.json"
+#: Metadata key of a model's recommended explainer options, ``{method: {option: value}}``
+#: (read by :mod:`napari_pcim.explainers.recommended`).
+RECOMMENDED_KEY = "explainer_options"
 #: How fields of another size than the input are scored (docs/models.md).
 FieldMode = Literal["resize", "tile"]
 FIELD_MODES: tuple[str, ...] = get_args(FieldMode)

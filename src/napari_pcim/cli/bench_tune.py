@@ -4,7 +4,8 @@ Both run on treated fields generated from :data:`napari_pcim.bench.quality.TUNIN
 never from the evaluation seed the quality benchmark reports on (docs/benchmarks.md).
 
 - ``tune pcim`` (:mod:`napari_pcim.bench.quality_tuning`): each PCIM variant's rank
-  metrics, flat maps and seconds per field, per bundled model, then the means.
+  metrics, flat maps and seconds per field, per bundled model, then the means;
+  ``--grid``: random starts × start noise × σ, and the options chosen by the stated rule.
 - ``tune rise configs|stopping`` (:mod:`napari_pcim.bench.rise_tuning`): RISE mask
   settings, or the masks used per convergence tolerance against the CI of the capped map.
   ``--set KEY=VALUE`` takes any RISE option, checked like ``explain --set``.
@@ -30,6 +31,9 @@ def add_tune_parser(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
                    help="variants of napari_pcim.bench.quality_tuning.VARIANTS (default: all)")
     p.add_argument("--fidelity", action="store_true", help="also deletion AUC and SRG")
+    p.add_argument("--grid", action="store_true",
+                   help="random starts × start noise × the map's σ (GRID_VARIANTS) instead, "
+                        "and the options chosen overall and per model")
     p.set_defaults(handler="napari_pcim.cli.bench_tune:tune_pcim")
 
     r = which.add_parser("rise", help="RISE mask settings, or masks used per stopping tolerance")
@@ -46,14 +50,26 @@ def add_tune_parser(bench: argparse._SubParsersAction) -> None:
 
 def tune_pcim(args: argparse.Namespace) -> int:
     """``napari-pcim bench tune pcim``: one row per (model, variant), then the means."""
-    from napari_pcim.bench.quality_tuning import VARIANTS, print_summary, tune
+    from napari_pcim.bench.quality_tuning import (
+        GRID_VARIANTS,
+        VARIANTS,
+        choose_grid,
+        print_summary,
+        tune,
+    )
 
-    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    known = GRID_VARIANTS if args.grid else VARIANTS
+    unknown = sorted(set(args.variants or ()) - set(known))
     if unknown:
-        raise ValueError(f"--variants: unknown {unknown}; variants: {list(VARIANTS)}")
-    variants = {k: VARIANTS[k] for k in args.variants} if args.variants else None
+        raise ValueError(f"--variants: unknown {unknown}; variants: {list(known)}")
+    variants = {k: known[k] for k in args.variants} if args.variants else known
     rows = tune(args.fields, tuple(args.models) if args.models else None, variants, args.fidelity)
     print_summary(rows)
+    if args.grid:
+        overall, per_model = choose_grid(rows)
+        print("\nchosen (within the tie of the best rank mean: fewest starts, least σ, least noise):")
+        for name, opts in {"overall": overall, **per_model}.items():
+            print(f"  {name}: " + ", ".join(f"{k}={v:g}" for k, v in opts.items()))
     return 0
 
 

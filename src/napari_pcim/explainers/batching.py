@@ -203,21 +203,29 @@ def forward_passes(method: str, options: dict[str, Any], n_tiles: int) -> tuple[
 
     The cost model behind ``bench speed`` and the GUI's estimate: RISE makes one pass per
     mask and tile (typically :data:`RISE_TYPICAL_SHARE` of the cap when its tolerance
-    stops it), PCIM one forward+backward per step and tile, Integrated Gradients one per
-    step, the other gradient methods one; every method adds the probability pass. None
-    for a method this model does not know (occlusion, ablation: their passes depend on
-    the regions).
+    stops it), PCIM one forward+backward per step, random start and tile, Integrated
+    Gradients one per step, the other gradient methods one; every method adds the
+    probability pass. Options not given take the method's defaults (its options
+    dataclass). None for a method this model does not know (occlusion, ablation: their
+    passes depend on the regions).
     """
+    from dataclasses import asdict
+
+    from napari_pcim.explainers.registry import get_explainer, registered
+
+    if method in registered():
+        options = {**asdict(get_explainer(method).options_cls()), **options}
     prob = float(n_tiles)
     if method == "rise":
-        cap = float(options.get("n_masks", 4000)) * n_tiles
-        share = RISE_TYPICAL_SHARE if float(options.get("tolerance", 0) or 0) > 0 else 1.0
+        cap = float(options["n_masks"]) * n_tiles
+        share = RISE_TYPICAL_SHARE if float(options.get("tolerance") or 0) > 0 else 1.0
         return prob + share * cap, prob + cap
     if method == "pcim":
-        most = prob + BACKWARD_FACTOR * float(options.get("steps", 20)) * n_tiles
+        starts = float(options["starts"]) if float(options["start_noise"]) > 0 else 1.0
+        most = prob + BACKWARD_FACTOR * float(options["steps"]) * starts * n_tiles
         return most, most
     if method == "integrated_gradients":
-        most = prob + BACKWARD_FACTOR * float(options.get("n_steps", 32)) * n_tiles
+        most = prob + BACKWARD_FACTOR * float(options["n_steps"]) * n_tiles
         return most, most
     if method in ("saliency", "input_x_gradient", "gradcam"):
         most = prob + BACKWARD_FACTOR * n_tiles

@@ -28,11 +28,14 @@ history: its first step is ≈ −lr·sign(g), which throws the gradient's size 
 gradients below Adam's ε (1e-8) move nothing — the real cause of the flat maps the
 log-prob loss gave on saturated classifiers. ``+ λ_TV · TV(m)`` smooths the mask.
 
-The attribution map (``readout``) is by default ``H·W·σ − 1`` (``"mass-change"``): the
-change of each pixel's mixing weight from the image itself — positive where the target
-gained weight, negative where it lost it, zero where nothing moved, so no pixel is made
-positive by construction. ``"mass-above-median"`` (the original default; half the pixels
-positive by construction), ``"mass"`` (``H·W·σ``) and ``"mask"`` (``m``) remain.
+The map (``readout="mass-change"``) is ``H·W·σ − 1``, each pixel's change of mixing
+weight from the image: no pixel is positive by construction (the original
+``"mass-above-median"`` made half of them so; ``"mass"`` and ``"mask"`` remain).
+Against a deep network's noisy pixel gradients, ``starts`` random starts (log-normal
+contrast, ``start_noise``) are averaged (:func:`_random_starts`) and ``smooth`` blurs
+the map (σ px); ``starts=1, start_noise=0, smooth=0`` is the first-order map. Defaults
+and the bundled models' recommendations were chosen on tuning fields
+(``napari-pcim bench tune pcim --grid``, docs/methods.md).
 ``isolation="pixel-channel"`` gives every (pixel, channel) its own weight under the
 same softmax budget; the pixel map is then the sum of the channel maps, which
 ``explain(..., per_channel=True)`` returns. Only autograd on the input is needed:
@@ -52,7 +55,7 @@ from typing import Any
 
 import torch
 
-from napari_pcim.baseline_images import make_baseline
+from napari_pcim.baseline_images import gaussian_blur, make_baseline
 from napari_pcim.explainers.batching import FALLBACK, tuned_batch_size
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.pcim_options import (  # noqa: F401 - re-exported
@@ -251,18 +254,21 @@ def _optimise(
     target: torch.Tensor,
     opts: PCIMOptions,
     tick: Callable[[int], None],
+    w0: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Learn mixing weights for n items of ``item.group`` tiles each at once.
 
     ``target``: (n,). An item's logits are the mean of its tiles' logits and its
-    softmax runs over all its tiles' pixels (pixel channels with ``item.k`` = C). Returns
-    (maps (n * group, k, H, W), steps run).
+    softmax runs over all its tiles' pixels (pixel channels with ``item.k`` = C).
+    ``w0`` (n, P): the starting mixing logits (None: zeros, the image itself); the
+    "mass-change" read-out is measured from it. Returns (maps (n * group, k, H, W), steps run).
     """
     n = target.shape[0]
     H, W = item.tiles.shape[-2:]
     P = item.group * item.k * H * W  # mixing units per item
     scale = opts.budget * P
-    w = torch.zeros(n, P, device=item.tiles.device, requires_grad=True)
+    start = torch.zeros(n, P, device=item.tiles.device) if w0 is None else w0
+    w = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=opts.lr) if opts.update == "adam" else None
     history: list[float] = []
     for step in range(opts.steps):
@@ -286,8 +292,35 @@ def _optimise(
             if opts.readout == "mass-above-median":
                 out = out - out.median(dim=1, keepdim=True).values
             elif opts.readout == "mass-change":
-                out = out - 1.0
-    return out.view(n * item.group, item.k, H, W).detach(), len(history)
+                out = out - torch.softmax(start / opts.temperature, dim=1) * P
+        out = gaussian_blur(out.view(n * item.group, item.k, H, W), opts.smooth)
+    return out.detach(), len(history)
+
+
+def _random_starts(forward: Forward, item: _Item, target: torch.Tensor, opts: PCIMOptions,
+                   tick: Callable[[int], None], seeds: list[int]) -> tuple[torch.Tensor, int]:
+    """The mean map of ``opts.starts`` optimisations from random mixing logits
+    N(0, start_noise²), and the steps run (one start from zeros when ``start_noise`` is 0).
+
+    A random start re-mixes the pixels with log-normal contrast, so the average is over
+    the gradient at nearby mixtures, not at the image alone: a deep network's pixel
+    gradients are noisy there, their average is not (SmoothGrad's argument, Smilkov et al.
+    2017, made in PCIM's own mixing space). Item i's draws come from a CPU generator
+    seeded with ``seeds[i]`` (from the seed and the target), so a map depends on its
+    field, target and seed only: not on the other fields, the batching or the device."""
+    P = item.group * item.k * item.tiles.shape[-2] * item.tiles.shape[-1]
+    starts = opts.starts if opts.start_noise > 0 else 1
+    total, steps = None, 0
+    for s in range(starts):
+        w0 = None
+        if opts.start_noise > 0:
+            w0 = torch.stack([torch.randn(P, generator=torch.Generator().manual_seed(
+                seed * 131 + s)) for seed in seeds]).to(item.tiles.device) * opts.start_noise
+        maps, run = _optimise(forward, item, target, opts,
+                              lambda step, s=s: tick(s * opts.steps + step), w0)
+        total = maps if total is None else total + maps
+        steps += run
+    return total / starts, steps
 
 
 def pcim_attribute(
@@ -303,6 +336,7 @@ def pcim_attribute(
     should_stop: Callable[[], bool] | None = None,
     stats: dict[str, float] | None = None,
     per_channel: bool = False,
+    seed: int = 0,
 ) -> torch.Tensor:
     """PCIM maps (B, T, H, W) for ``inputs`` (B, C, H, W) and ``targets`` (B, T) class indices.
 
@@ -322,7 +356,9 @@ def pcim_attribute(
     share); ``should_stop()`` is polled every step and raises ``Cancelled``.
     ``stats`` (optional) receives ``forward_passes`` (images through the model) and
     ``forward_seconds`` (time in the optimisation, forward and backward passes).
-    On CUDA out-of-memory the batch (or a field's tile chunk) is halved and retried (logged).
+    ``options.starts`` > 1 averages the maps of that many random starts (:func:`_random_starts`),
+    drawn from ``seed``. On CUDA out-of-memory the batch (or a field's tile chunk) is
+    halved and retried (logged).
     """
     opts = options or PCIMOptions()
     validate_options(opts, "PCIM")
@@ -343,7 +379,8 @@ def pcim_attribute(
     out = torch.empty(B, T, k, *inputs.shape[-2:], device=inputs.device)
     chunk = opts.batch_size or FALLBACK  # tiles per model call
     batch = max(1, chunk // g)  # items per optimisation batch
-    total = -(-n_items // batch) * opts.steps
+    per_batch = opts.steps * (opts.starts if opts.start_noise > 0 else 1)
+    total = -(-n_items // batch) * per_batch
     done = 0
     n_forward = 0
     t_opt = 0.0
@@ -361,19 +398,20 @@ def pcim_attribute(
         t0 = time.perf_counter()
         try:
             item = _Item(inputs, baselines, idx, g, chunk, k)
-            maps, steps = _optimise(forward, item, tgt[start:stop], opts, tick)
+            seeds = [seed * 1_000_003 + t for t in tgt[start:stop].tolist()]  # per (seed, target)
+            maps, steps = _random_starts(forward, item, tgt[start:stop], opts, tick, seeds)
         except torch.cuda.OutOfMemoryError:
             if batch > 1:
                 batch = smaller_batch(batch, "PCIM")
             else:
                 chunk = smaller_batch(min(chunk, g), "PCIM")
-            total = done + -(-(n_items - start) // batch) * opts.steps
+            total = done + -(-(n_items - start) // batch) * per_batch
             continue
         t_opt += time.perf_counter() - t0
         t_of = torch.arange(start, stop, device=inputs.device) % T
         out[idx, t_of.repeat_interleave(g)] = maps
         n_forward += steps * (stop - start) * g * item.passes
-        done = base + opts.steps
+        done = base + per_batch
         report(progress, done, total)
         start = stop
     if stats is not None:
@@ -396,7 +434,7 @@ def _attribute(job: Job, options: PCIMOptions, per_channel: bool = False) -> tor
     return pcim_attribute(
         job.forward, job.tiles, job.targets, options=options, baselines=job.baselines,
         tiles_per_item=job.plan.n_tiles, progress=job.progress, should_stop=job.should_stop,
-        stats=job.stats, per_channel=per_channel,
+        stats=job.stats, per_channel=per_channel, seed=job.seed,
     )
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from napari_pcim.classifier_meta import RECOMMENDED_KEY
 from napari_pcim.explainers.options import validate_options
 from napari_pcim.explainers.registry import get_explainer, registered
-
-#: Classifier metadata key: ``{method name: {option: value}}``.
-RECOMMENDED_KEY = "explainer_options"
 
 
 def recommended_options(classifier: Any, method: str) -> dict[str, Any]:

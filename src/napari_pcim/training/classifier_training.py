@@ -43,11 +43,24 @@ DEFAULTS = {"foci": (DEFAULT_N_TRAIN, 4), "translocation": (1000, 4), "worms": (
 DEFAULT_EPOCHS = DEFAULTS["foci"][1]
 # Global pool of the VGG head per phenotype (see architectures.build_model); "avg" otherwise.
 VGG_POOL = {"worms": "max"}
-# Explainer options recorded in a phenotype's model (napari_pcim.explainers.recommended):
-# brightfield worms want large kept areas in RISE, chosen on tuning fields
-# (`napari-pcim bench tune rise stopping --models worms_vgg --set grid=8 --set p=0.5`,
-# docs/benchmarks.md): 43 % of 4000 masks, all rank metrics within the 4000-mask CI.
-RECOMMENDED = {"worms": {"rise": {"grid": 8, "p": 0.5, "tolerance": 0.1}}}
+# Explainer options recorded in a bundled model's metadata, by model name
+# (napari_pcim.explainers.recommended), all chosen on tuning fields (docs/benchmarks.md):
+# - RISE: brightfield worms want large kept areas
+#   (`napari-pcim bench tune rise stopping --models worms_vgg --set grid=8 --set p=0.5`):
+#   43 % of 4000 masks, all rank metrics within the 4000-mask CI.
+# - PCIM: random starts, their noise and the map's σ where the model's own choice differs
+#   from the PCIMOptions defaults (`napari-pcim bench tune pcim --grid --fields 16`):
+#   the shallow foci nets want one unsmoothed start, the deeper ones more and noisier starts.
+_ONE_START = {"starts": 1, "start_noise": 0.0}
+RECOMMENDED: dict[str, dict[str, dict[str, Any]]] = {
+    "foci_pixelcam": {"pcim": {**_ONE_START, "smooth": 0.0}},
+    "foci_vgg": {"pcim": {**_ONE_START, "smooth": 0.0}},
+    "foci_resnet18": {"pcim": {"starts": 16, "start_noise": 0.5, "smooth": 1.0}},
+    "foci_vgg16": {"pcim": {"starts": 16, "start_noise": 0.5, "smooth": 0.5}},
+    "translocation_vgg": {"pcim": {**_ONE_START, "smooth": 1.0}},
+    "worms_vgg": {"rise": {"grid": 8, "p": 0.5, "tolerance": 0.1},
+                  "pcim": {"starts": 8, "start_noise": 0.5, "smooth": 1.0}},
+}
 N_VAL = 200
 
 Progress = Callable[[int, int], None]
@@ -197,8 +210,8 @@ def train_classifier(
         },
         "val_accuracy": val_acc,
     }
-    if phenotype in RECOMMENDED:
-        meta[RECOMMENDED_KEY] = RECOMMENDED[phenotype]
+    if f"{phenotype}_{arch}" in RECOMMENDED:
+        meta[RECOMMENDED_KEY] = RECOMMENDED[f"{phenotype}_{arch}"]
     path = save_classifier(model.cpu(), meta, out)
     return {
         "path": str(path),

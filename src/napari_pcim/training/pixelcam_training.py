@@ -311,7 +311,10 @@ def export_pixelcam(model: PixelCAMNet, path: str | Path, *, mean: list[float], 
                     extra: dict | None = None) -> Path:
     """Script ``model`` (forward + localize) and save it atomically with napari-pcim metadata."""
     from napari_pcim.classifier import save_classifier
+    from napari_pcim.explainers.recommended import RECOMMENDED_KEY
+    from napari_pcim.training.classifier_training import RECOMMENDED
 
+    recommended = RECOMMENDED.get(f"{config.phenotype}_pixelcam")
     meta = {
         "channels": list(channels),
         "input_size": [config.size, config.size],
@@ -325,6 +328,7 @@ def export_pixelcam(model: PixelCAMNet, path: str | Path, *, mean: list[float], 
         "trained from image-level labels only",
         "phenotype": config.phenotype,
         "training": asdict(config),
+        **({RECOMMENDED_KEY: recommended} if recommended else {}),
         **(extra or {}),
     }
     return save_classifier(torch.jit.script(model.eval()), meta, path)
