@@ -43,6 +43,10 @@ def test_recommended_options_replace_the_defaults_and_the_callers_win(tmp_path):
     mine = explain(clf, _field(), method="rise", n_masks=64, grid=8, device="cpu")
     assert (mine.options["grid"], mine.options["p"]) == (8, 0.5)
     assert mine.info["recommended_by_model"] == {"p": 0.5}
+    # the Explain form passes every value, the recommended ones included: still recorded
+    # (they were not, once: GUI layers said no option came from the model)
+    form_like = explain(clf, _field(), method="rise", n_masks=64, grid=4, p=0.5, device="cpu")
+    assert form_like.info["recommended_by_model"] == {"grid": 4, "p": 0.5}
     # other methods keep their defaults
     assert explain(clf, _field(), method="pcim", device="cpu").info["recommended_by_model"] == {}
 

@@ -201,8 +201,10 @@ def explain(
     t_start = time.perf_counter()
     entry = get_explainer(method)
     # the model's recommended options (its metadata) replace the defaults; the caller's win
-    recommended = {k: v for k, v in recommended_options(classifier, method).items() if k not in options}
-    opts = _resolve_options(entry, {**recommended, **options})
+    advice = recommended_options(classifier, method)
+    opts = _resolve_options(entry, {**advice, **options})
+    # recorded: those the run follows, taken or passed back (the Explain form passes them all)
+    recommended = {k: v for k, v in advice.items() if getattr(opts, k) == v}
     reason = entry.unavailable(classifier)
     if reason:
         raise ValueError(reason)

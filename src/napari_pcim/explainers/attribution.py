@@ -32,8 +32,8 @@ class Attribution:
 
     ``info``: how the run went: ``batch_size`` (images per model call) and
     ``batch_size_tuned`` (True when :mod:`.batching` chose it),
-    ``recommended_by_model`` (the options taken from the model's metadata,
-    :mod:`.recommended`, that the caller did not set); RISE adds
+    ``recommended_by_model`` (the options of the model's metadata, :mod:`.recommended`,
+    that the run follows: left to the model or passed with the same value); RISE adds
     ``masks_used`` (≤ ``n_masks``), ``converged`` (1.0 when it stopped on its
     tolerance) and ``noise_ratio`` (the last check's noise ÷ map variance).
     """
