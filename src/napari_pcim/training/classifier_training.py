@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from napari_pcim.classifier import load_classifier, save_classifier
+from napari_pcim.classifier_meta import RECOMMENDED_KEY
 from napari_pcim.devices import resolve_device
-from napari_pcim.explainers.recommended import RECOMMENDED_KEY
 from napari_pcim.training.architectures import build_model
 from napari_pcim.training.data import DEFAULT_N_TRAIN, load_training_data
 from napari_pcim.vocabulary import DEMO_CLASSES

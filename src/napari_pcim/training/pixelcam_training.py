@@ -311,7 +311,7 @@ def export_pixelcam(model: PixelCAMNet, path: str | Path, *, mean: list[float], 
                     extra: dict | None = None) -> Path:
     """Script ``model`` (forward + localize) and save it atomically with napari-pcim metadata."""
     from napari_pcim.classifier import save_classifier
-    from napari_pcim.explainers.recommended import RECOMMENDED_KEY
+    from napari_pcim.classifier_meta import RECOMMENDED_KEY
     from napari_pcim.training.classifier_training import RECOMMENDED
 
     recommended = RECOMMENDED.get(f"{config.phenotype}_pixelcam")
