@@ -221,7 +221,10 @@ def forward_passes(method: str, options: dict[str, Any], n_tiles: int) -> tuple[
         share = RISE_TYPICAL_SHARE if float(options.get("tolerance") or 0) > 0 else 1.0
         return prob + share * cap, prob + cap
     if method == "pcim":
-        starts = float(options["starts"]) if float(options["start_noise"]) > 0 else 1.0
+        from napari_pcim.explainers.pcim_options import PCIMOptions
+
+        starts = PCIMOptions(starts=int(options["starts"]),
+                             start_noise=float(options["start_noise"])).starts_run()
         most = prob + BACKWARD_FACTOR * float(options["steps"]) * starts * n_tiles
         return most, most
     if method == "integrated_gradients":

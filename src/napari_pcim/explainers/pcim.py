@@ -309,7 +309,7 @@ def _random_starts(forward: Forward, item: _Item, target: torch.Tensor, opts: PC
     seeded with ``seeds[i]`` (from the seed and the target), so a map depends on its
     field, target and seed only: not on the other fields, the batching or the device."""
     P = item.group * item.k * item.tiles.shape[-2] * item.tiles.shape[-1]
-    starts = opts.starts if opts.start_noise > 0 else 1
+    starts = opts.starts_run()
     total, steps = None, 0
     for s in range(starts):
         w0 = None
@@ -379,7 +379,7 @@ def pcim_attribute(
     out = torch.empty(B, T, k, *inputs.shape[-2:], device=inputs.device)
     chunk = opts.batch_size or FALLBACK  # tiles per model call
     batch = max(1, chunk // g)  # items per optimisation batch
-    per_batch = opts.steps * (opts.starts if opts.start_noise > 0 else 1)
+    per_batch = opts.steps * opts.starts_run()
     total = -(-n_items // batch) * per_batch
     done = 0
     n_forward = 0

@@ -88,3 +88,7 @@ class PCIMOptions:
         metadata={"help": "mixing units: 'pixel' (all channels of a pixel share one weight) or "
                           "'pixel-channel' (one weight per pixel and channel: per-channel maps)"},
     )
+
+    def starts_run(self) -> int:
+        """Starts actually run: ``starts``, or 1 when ``start_noise`` is 0 (all would be the image)."""
+        return self.starts if self.start_noise > 0 else 1
