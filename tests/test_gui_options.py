@@ -30,6 +30,7 @@ from napari_pcim._napari.widgets.session import get_session
 from napari_pcim.explainers import COMPARISON_METHODS, METHODS, options_class
 from napari_pcim.explainers.options import option_specs
 from napari_pcim.layers import KIND
+from napari_pcim.training.classifier_training import RECOMMENDED
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 300_000
@@ -181,7 +182,7 @@ def test_a_models_recommended_options_prefill_the_form_and_leave_with_it(explain
     assert explain_widget.current_options()["grid"] == 8
     # a form built after the model loaded gets the recommendation too (PCIM's read-out)
     assert explain_widget.form("pcim").values() == {**_gui_defaults(options_class("pcim")),
-                                                    "starts": 8, "start_noise": 0.5, "smooth": 1.0}
+                                                    **RECOMMENDED["worms_vgg"]["pcim"]}
 
     session.set_classifier(load_classifier(bundled_model_path("foci_vgg")))
     assert form.values() == defaults and form.recommended_note.isHidden()

@@ -41,7 +41,8 @@ EXPLAINS = {
     "pcim": "target log-odds z_t − logsumexp(z_others) (loss='margin'; 1 normalised step from "
             "the model's random starts, smoothed by its σ)",
     "pcim_first_order": "target log-odds (1 step from the image, unsmoothed: centred Input×Gradient)",
-    "pcim_20steps": "target log-odds (PCIM, 20 normalised steps of lr 0.1)",
+    "pcim_20steps": "target log-odds (PCIM, 20 normalised steps of lr 0.1 from the image, "
+                    "unsmoothed: the first-order map iterated)",
     "pcim_original": "−log p(target) (PCIM original: Adam, β = 0.5, mass above median)",
     "rise": "softmax p(target) (RISE weighs masks by the probability)",
     "pixelcam": "the model's own localize head (foreground probability, no target)",

@@ -15,7 +15,9 @@ ratio is measured in the same run:
 - ``reference``: the reference RISE algorithm (eclique/RISE, Petsiuk et al.): all N
   masks generated up front with numpy/scikit-image (grid 8, p 0.5), multiplied into the
   normalised image, batch 100, saliency = softmax scores ᵀ @ masks / (N·p);
-- ``pcim``: ``explain(method="pcim")`` at its defaults.
+- ``pcim``: ``explain(method="pcim")`` at one start, unsmoothed (:data:`PCIM_OPTIONS`):
+  one forward and one backward pass per tile, the machinery's own cost; a model's
+  random starts multiply its seconds and its forward passes by their number.
 
 Per method it prints seconds per megapixel, forward passes per megapixel (a
 forward+backward counts once), ``over_floor`` (seconds ÷ the floor's seconds for the
@@ -42,6 +44,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_pcim.bench.quality_core import PCIM_ONE_START
+
+#: PCIM's options here: one start from the image, unsmoothed (the machinery per pass).
+PCIM_OPTIONS = PCIM_ONE_START
 
 def _classifier(device: torch.device) -> tuple[Any, str]:
     from napari_pcim.classifier import (
@@ -202,7 +208,7 @@ def _one_setting(clf: Any, fields: np.ndarray, x: torch.Tensor, gts: list[np.nda
 
     def pcim() -> None:
         t0 = time.perf_counter()
-        att = explain(clf, fields, method="pcim", target=TARGET, device=device)
+        att = explain(clf, fields, method="pcim", target=TARGET, device=device, **PCIM_OPTIONS)
         runs["pcim"].append(time.perf_counter() - t0)
         passes["pcim"] = att.n_forward
 
@@ -261,7 +267,8 @@ def measure(device: str | torch.device = "auto", n: int = 4000, n_fields: int = 
         for t in threads:
             torch.set_num_threads(t)
             explain(clf, fields[:1], method="rise", device=device, n_masks=64)  # warm-up, tunes the batch
-            explain(clf, fields[:1], method="pcim", device=device)  # warm-up, tunes the fwd+bwd batch
+            # warm-up, tunes the fwd+bwd batch
+            explain(clf, fields[:1], method="pcim", device=device, **PCIM_OPTIONS)
             out["threads"][str(t)] = _one_setting(clf, fields, x, gts, n, repeats, device, say, t)
         torch.set_num_threads(max(threads))
         out["pcim_threads"] = max(threads)
@@ -287,12 +294,12 @@ def _pcim_per_mp(clf: Any, sizes: tuple[int, ...], repeats: int, device: torch.d
 
     fields = {s: generate_field("foci", True, size=s, seed=HELD_OUT_SEED).image for s in sizes}
     for s in sizes:
-        explain(clf, fields[s], method="pcim", device=device)
+        explain(clf, fields[s], method="pcim", device=device, **PCIM_OPTIONS)
     runs: dict[int, list[float]] = {s: [] for s in sizes}
     for r in range(repeats):
         for s in (sizes if r % 2 == 0 else sizes[::-1]):
             t0 = time.perf_counter()
-            explain(clf, fields[s], method="pcim", device=device)
+            explain(clf, fields[s], method="pcim", device=device, **PCIM_OPTIONS)
             runs[s].append((time.perf_counter() - t0) / (s * s / 1e6))
         say(f"bench speed: PCIM sizes, repeat {r + 1}/{repeats} done")
     return {str(s): float(np.median(v)) for s, v in runs.items()}

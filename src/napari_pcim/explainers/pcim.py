@@ -32,8 +32,9 @@ The map (``readout="mass-change"``) is ``H·W·σ − 1``, each pixel's change o
 weight from the image: no pixel is positive by construction (the original
 ``"mass-above-median"`` made half of them so; ``"mass"`` and ``"mask"`` remain).
 Against a deep network's noisy pixel gradients, ``starts`` random starts (log-normal
-contrast, ``start_noise``) are averaged (:func:`_random_starts`) and ``smooth`` blurs
-the map (σ px); ``starts=1, start_noise=0, smooth=0`` is the first-order map. Defaults
+contrast, ``start_noise``, varying smoothly over ``start_scale`` px) are averaged
+(:func:`_random_starts`) and ``smooth`` blurs the map (σ px);
+``starts=1, start_noise=0, smooth=0`` is the first-order map. Defaults
 and the bundled models' recommendations were chosen on tuning fields
 (``napari-pcim bench tune pcim --grid``, docs/methods.md).
 ``isolation="pixel-channel"`` gives every (pixel, channel) its own weight under the
@@ -66,6 +67,7 @@ from napari_pcim.explainers.pcim_options import (  # noqa: F401 - re-exported
     UPDATES,
     PCIMOptions,
 )
+from napari_pcim.explainers.pcim_starts import start_logits
 from napari_pcim.explainers.registry import Explainer, Job, register
 from napari_pcim.explainers.runtime import check_finite, check_stop, report, smaller_batch
 
@@ -300,22 +302,22 @@ def _optimise(
 def _random_starts(forward: Forward, item: _Item, target: torch.Tensor, opts: PCIMOptions,
                    tick: Callable[[int], None], seeds: list[int]) -> tuple[torch.Tensor, int]:
     """The mean map of ``opts.starts`` optimisations from random mixing logits
-    N(0, start_noise²), and the steps run (one start from zeros when ``start_noise`` is 0).
+    (:func:`~.pcim_starts.start_logits`: N(0, start_noise²), correlated over
+    ``start_scale`` pixels), and the steps run (one start from zeros when ``start_noise`` is 0).
 
     A random start re-mixes the pixels with log-normal contrast, so the average is over
     the gradient at nearby mixtures, not at the image alone: a deep network's pixel
     gradients are noisy there, their average is not (SmoothGrad's argument, Smilkov et al.
-    2017, made in PCIM's own mixing space). Item i's draws come from a CPU generator
-    seeded with ``seeds[i]`` (from the seed and the target), so a map depends on its
-    field, target and seed only: not on the other fields, the batching or the device."""
-    P = item.group * item.k * item.tiles.shape[-2] * item.tiles.shape[-1]
+    2017, made in PCIM's own mixing space). Item i's draws are seeded with ``seeds[i]``
+    (from the seed and the target)."""
+    shape = (item.group, item.k, *item.tiles.shape[-2:])
     starts = opts.starts_run()
     total, steps = None, 0
     for s in range(starts):
         w0 = None
         if opts.start_noise > 0:
-            w0 = torch.stack([torch.randn(P, generator=torch.Generator().manual_seed(
-                seed * 131 + s)) for seed in seeds]).to(item.tiles.device) * opts.start_noise
+            w0 = start_logits(seeds, s, opts.start_noise, opts.start_scale,
+                              shape).to(item.tiles.device)
         maps, run = _optimise(forward, item, target, opts,
                               lambda step, s=s: tick(s * opts.steps + step), w0)
         total = maps if total is None else total + maps

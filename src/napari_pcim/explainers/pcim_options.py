@@ -70,12 +70,16 @@ class PCIMOptions:
         metadata={"help": "map: 'mass-change' (H·W·σ − 1, the change from the image), "
                           "'mass-above-median' (H·W·σ − its median), 'mass' (H·W·σ) or 'mask' (m)"},
     )
-    starts: int = field(default=8, metadata={
+    starts: int = field(default=64, metadata={
         "help": "random starts averaged: each re-mixes the pixels with random contrast "
                 "(see start_noise) and takes the same steps", "min": 1, "main": True})
-    start_noise: float = field(default=0.25, metadata={
+    start_noise: float = field(default=0.5, metadata={
         "help": "std of the random starts' mixing logits (log-normal contrast; 0: every start "
                 "is the image itself)", "min": 0})
+    start_scale: float = field(default=2.0, metadata={
+        "help": "σ in pixels over which a random start's contrast varies smoothly (0: every "
+                "pixel independently; about the size of the structures the model looks at)",
+        "min": 0})
     smooth: float = field(default=0.5, metadata={
         "help": "σ in model-input pixels of a Gaussian that smooths the map (0: off); "
                 "tuned on tuning fields, larger for deeper models", "min": 0, "main": True})

@@ -48,18 +48,23 @@ VGG_POOL = {"worms": "max"}
 # - RISE: brightfield worms want large kept areas
 #   (`napari-pcim bench tune rise stopping --models worms_vgg --set grid=8 --set p=0.5`):
 #   43 % of 4000 masks, all rank metrics within the 4000-mask CI.
-# - PCIM: random starts, their noise and the map's σ where the model's own choice differs
-#   from the PCIMOptions defaults (`napari-pcim bench tune pcim --grid --fields 16`):
-#   the shallow foci nets want one unsmoothed start, the deeper ones more and noisier starts.
-_ONE_START = {"starts": 1, "start_noise": 0.0}
+# - PCIM: each model's own choice of random starts, their noise and scale, and the map's σ
+#   (`napari-pcim bench tune pcim --grid --fields 16`), written out in full so that a later
+#   change of the PCIMOptions defaults does not change a model's maps: the shallow foci
+#   nets reach their best with fewer starts and less σ than the deeper ones.
+def _pcim(starts: int, noise: float, scale: float, smooth: float) -> dict[str, Any]:
+    return {"starts": starts, "start_noise": noise, "start_scale": scale, "smooth": smooth}
+
+
 RECOMMENDED: dict[str, dict[str, dict[str, Any]]] = {
-    "foci_pixelcam": {"pcim": {**_ONE_START, "smooth": 0.0}},
-    "foci_vgg": {"pcim": {**_ONE_START, "smooth": 0.0}},
-    "foci_resnet18": {"pcim": {"starts": 16, "start_noise": 0.5, "smooth": 1.0}},
-    "foci_vgg16": {"pcim": {"starts": 16, "start_noise": 0.5, "smooth": 0.5}},
-    "translocation_vgg": {"pcim": {**_ONE_START, "smooth": 1.0}},
+    "foci_pixelcam": {"pcim": _pcim(32, 0.5, 0.0, 0.0)},
+    "foci_resnet": {"pcim": _pcim(32, 0.5, 4.0, 0.5)},
+    "foci_resnet18": {"pcim": _pcim(64, 0.5, 2.0, 1.0)},
+    "foci_vgg": {"pcim": _pcim(32, 0.5, 2.0, 0.0)},
+    "foci_vgg16": {"pcim": _pcim(64, 0.5, 2.0, 0.5)},
+    "translocation_vgg": {"pcim": _pcim(16, 0.5, 2.0, 1.0)},
     "worms_vgg": {"rise": {"grid": 8, "p": 0.5, "tolerance": 0.1},
-                  "pcim": {"starts": 8, "start_noise": 0.5, "smooth": 1.0}},
+                  "pcim": _pcim(64, 0.75, 2.0, 2.0)},
 }
 N_VAL = 200
 
