@@ -11,9 +11,10 @@ with the best mean rank score; docs/methods.md records the table it printed.
 ``--grid`` runs :data:`GRID_VARIANTS` instead (random starts × start noise × start
 scale × the map's Gaussian σ) and applies :func:`choose_grid`'s rule: among the variants
 whose rank mean is within :data:`TIE` of the best, the cheapest (fewest starts), then
-the least smoothing, then the least noise, then the least start scale; over the models' mean (→ the ``PCIMOptions``
-defaults) and per model (→ the model's metadata ``explainer_options`` where its
-choice differs: :data:`napari_pcim.training.classifier_training.RECOMMENDED`).
+the least smoothing, then the least noise, then the least start scale; over the
+models' mean (→ the ``PCIMOptions`` defaults) and per model (→ the options each bundled
+model carries in full in its metadata ``explainer_options``:
+:data:`napari_pcim.training.classifier_training.RECOMMENDED`).
 """
 
 from __future__ import annotations
