@@ -316,8 +316,8 @@ def _random_starts(forward: Forward, item: _Item, target: torch.Tensor, opts: PC
     for s in range(starts):
         w0 = None
         if opts.start_noise > 0:
-            w0 = start_logits(seeds, s, opts.start_noise, opts.start_scale,
-                              shape).to(item.tiles.device)
+            w0 = start_logits(seeds, s, opts.start_noise, opts.start_scale, shape,
+                              item.tiles.device)
         maps, run = _optimise(forward, item, target, opts,
                               lambda step, s=s: tick(s * opts.steps + step), w0)
         total = maps if total is None else total + maps
