@@ -28,12 +28,14 @@ import sys
 import time
 from typing import Any
 
+from napari_pcim.bench.quality_core import PCIM_ONE_START
+
 #: Field sides measured by default.
 SIZES: tuple[int, ...] = (1000, 4000, 8000)
 #: Each method's options: the cheapest run that still goes through all of its machinery.
 #: PCIM at one start: random starts run one after another and add one accumulated map.
 BENCH_OPTIONS: dict[str, dict[str, Any]] = {
-    "pcim": {"steps": 1, "starts": 1, "start_noise": 0.0}, "rise": {"n_masks": 2}}
+    "pcim": {"steps": 1, **PCIM_ONE_START}, "rise": {"n_masks": 2}}
 CHANNELS = 4
 _MIB = 2**20
 
